@@ -1,0 +1,3 @@
+from seedlab.cli import main
+
+raise SystemExit(main())

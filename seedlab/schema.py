@@ -1,0 +1,137 @@
+"""The store's tables and their columns, in one place.
+
+Layout of a seedlab home (default ``data/``)::
+
+    predictions/task=<task>/size=<size>/<run_id>.parquet   one file per run, all checkpoints
+    instances/task=<task>/<digest>.parquet                 one file per task
+    masks/setting=<setting>/task=<task>/<digest>.parquet   one file per (setting, task)
+    evaluations/<digest>.parquet                            mask evaluation results
+    tasks/<task>.json                                       label list and provenance of a task
+    catalog.sqlite                                          index of the files above, the
+                                                            annotation log, the job queue
+
+The Parquet and JSON files are the data; ``catalog.sqlite`` indexes them (it is rebuilt
+from them when missing) and holds what users write by hand: annotations and jobs.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+
+# ---------------------------------------------------------------------------------------
+# Predictions: long format, one row per (run, checkpoint, instance).
+# ``task`` and ``size`` live in the hive partition path, not inside the file.
+PREDICTION_FILE_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("pretrain_seed", pa.string()),
+        ("finetune_seed", pa.int64()),
+        ("checkpoint", pa.float64()),
+        ("instance_id", pa.string()),
+        ("pred", pa.int32()),
+        ("correct", pa.bool_()),
+        ("p_correct", pa.float32()),
+        ("probs", pa.list_(pa.float32())),
+    ]
+)
+PREDICTION_COLUMNS = [
+    "task",
+    "size",
+    "pretrain_seed",
+    "finetune_seed",
+    "checkpoint",
+    "instance_id",
+    "pred",
+    "correct",
+    "p_correct",
+    "probs",
+]
+
+# ---------------------------------------------------------------------------------------
+# Instances: one row per evaluation instance. ``extra`` holds the fields a format carries
+# beyond the core ones (genre, heuristic, subcase, template, category, group ...) as JSON.
+INSTANCE_FILE_SCHEMA = pa.schema(
+    [
+        ("instance_id", pa.string()),
+        ("split", pa.string()),
+        ("guid", pa.string()),
+        ("text_a", pa.string()),
+        ("text_b", pa.string()),
+        ("label", pa.string()),
+        ("extra", pa.string()),
+    ]
+)
+INSTANCE_COLUMNS = ["task", "instance_id", "split", "guid", "text_a", "text_b", "label"]
+# Extra fields that are promoted to columns by ``Store.instances`` when present.
+KNOWN_EXTRA_FIELDS = ["group", "genre", "heuristic", "subcase", "template", "category"]
+
+# ---------------------------------------------------------------------------------------
+# Pruning masks: one row per (setting, task, seed, component, layer, head).
+# For MLPs ``head`` is -1.
+MASK_FILE_SCHEMA = pa.schema(
+    [
+        ("seed", pa.int64()),
+        ("component", pa.string()),
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("kept", pa.bool_()),
+        ("importance", pa.float64()),
+    ]
+)
+MASK_COLUMNS = ["setting", "task", "seed", "component", "layer", "head", "kept", "importance"]
+MASK_COMPONENTS = ("head", "mlp")
+
+# Mask evaluation results (lottery ``evaluate_masked/**/results.json``).
+EVALUATION_COLUMNS = ["experiment", "variant", "task", "metric", "mean", "std"]
+EVALUATION_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("variant", pa.string()),
+        ("task", pa.string()),
+        ("metric", pa.string()),
+        ("mean", pa.float64()),
+        ("std", pa.float64()),
+    ]
+)
+
+# ---------------------------------------------------------------------------------------
+# Annotations: an append-only log. The current verdict is the latest row per
+# (task, instance_id, annotator).
+ANNOTATION_COLUMNS = ["task", "instance_id", "annotator", "verdict", "note", "at"]
+VERDICTS = ("correct", "reasonable", "wrong", "unsure")
+
+# Runs: one row per (task, size, pretrain_seed, finetune_seed).
+RUN_COLUMNS = [
+    "run_id",
+    "task",
+    "size",
+    "pretrain_seed",
+    "finetune_seed",
+    "source",
+    "model",
+    "hyperparameters",
+    "provenance",
+    "checkpoints",
+    "n_instances",
+    "n_predictions",
+    "accuracy",
+    "content_hash",
+    "file",
+    "created_at",
+]
+
+# Names that become directory names (task, size, setting) are kept to a safe alphabet so
+# that hive partition paths need no escaping.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def check_name(kind: str, value: str) -> str:
+    """Return ``value`` if it is usable as a task, size or setting name, else raise ValueError."""
+    if not isinstance(value, str) or not NAME_PATTERN.match(value) or value in {".", ".."}:
+        raise ValueError(
+            f"{kind} {value!r} is not a valid name: use letters, digits and '_', '.', '+', '-',"
+            " starting with a letter or digit"
+        )
+    return value

@@ -1,0 +1,1368 @@
+"""The prediction store: Parquet files under a seedlab home, indexed by a SQLite catalogue,
+queried with DuckDB.
+
+Concurrency model
+-----------------
+* Parquet files are immutable. A write stages new files under ``.staging/``, then, holding
+  an exclusive ``flock`` on ``.write.lock``, moves them into place (``os.replace``) and
+  registers them in ``catalog.sqlite`` in one SQLite transaction. That transaction is the
+  commit point: readers only ever see files the catalogue lists, so a process killed mid-
+  write leaves the store exactly as it was (plus unlisted files that the next write sweeps).
+* ``catalog.sqlite`` runs in WAL mode with a busy timeout: the app, the CLI and background
+  workers read it concurrently and take turns writing. Annotations and the job queue are
+  appended there; nothing a user wrote is ever updated in place.
+* DuckDB is used in-process, in memory, as SQL over the listed Parquet files; it never
+  holds a database file, so there is no "database is locked" between processes.
+
+Notebook API: ``Store(home)`` with ``predictions``, ``instances``, ``masks``,
+``annotations``, ``runs`` (pandas DataFrames) and ``arrays`` (dense numpy arrays for
+``seedlab.stats``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seedlab import schema
+from seedlab.errors import DuplicateRunError, InputError, StoreError
+
+CATALOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    task TEXT PRIMARY KEY,
+    label_list TEXT NOT NULL,          -- JSON list of class names, index = pred
+    simulated INTEGER NOT NULL DEFAULT 0,
+    source TEXT,
+    description TEXT,
+    file TEXT NOT NULL                 -- tasks/<task>.json
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    size TEXT NOT NULL,
+    pretrain_seed TEXT NOT NULL,
+    finetune_seed INTEGER NOT NULL,
+    source TEXT,
+    model TEXT,
+    hyperparameters TEXT,
+    provenance TEXT,
+    checkpoints TEXT,
+    n_instances INTEGER,
+    n_predictions INTEGER,
+    accuracy REAL,
+    content_hash TEXT NOT NULL,
+    file TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (task, size, pretrain_seed, finetune_seed)
+);
+CREATE TABLE IF NOT EXISTS instance_files (
+    task TEXT PRIMARY KEY, file TEXT NOT NULL, n_instances INTEGER NOT NULL, updated_at TEXT
+);
+CREATE TABLE IF NOT EXISTS mask_files (
+    setting TEXT NOT NULL, task TEXT NOT NULL, file TEXT NOT NULL, n_rows INTEGER NOT NULL,
+    updated_at TEXT, PRIMARY KEY (setting, task)
+);
+CREATE TABLE IF NOT EXISTS evaluation_files (
+    file TEXT PRIMARY KEY, n_rows INTEGER NOT NULL, updated_at TEXT
+);
+CREATE TABLE IF NOT EXISTS annotations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    annotator TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('correct', 'reasonable', 'wrong', 'unsure')),
+    note TEXT NOT NULL DEFAULT '',
+    at TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT 'app'
+);
+CREATE INDEX IF NOT EXISTS annotations_key ON annotations (task, instance_id, annotator, id);
+CREATE TRIGGER IF NOT EXISTS annotations_no_update BEFORE UPDATE ON annotations
+BEGIN SELECT RAISE(ABORT, 'the annotation log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS annotations_no_delete BEFORE DELETE ON annotations
+BEGIN SELECT RAISE(ABORT, 'the annotation log is append-only'); END;
+CREATE TABLE IF NOT EXISTS imports (
+    import_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    source TEXT,
+    at TEXT NOT NULL,
+    summary TEXT
+);
+"""
+
+RUN_METADATA_KEY = b"seedlab.run"
+
+
+def default_home() -> Path:
+    """``$SEEDLAB_HOME`` if set, else ``data/`` under the current directory."""
+    return Path(os.environ.get("SEEDLAB_HOME") or "data").resolve()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _digest(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def run_id_for(task: str, size: str, pretrain_seed: str, finetune_seed: int) -> str:
+    """The stable id of a run: a digest of its key, so the same run always has the same id."""
+    return _digest(task, size, str(pretrain_seed), str(int(finetune_seed)))[:16]
+
+
+def _table_digest(table: pa.Table) -> str:
+    sink = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(None), sink, compression="none")
+    return _digest(sink.getvalue())
+
+
+def _as_list(value: Any) -> list | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, int, float, np.integer, np.floating)):
+        return [value]
+    return list(value)
+
+
+def _in_clause(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
+
+
+def seed_sort_key(label: Any) -> tuple:
+    """Natural order for seed labels: numbers numerically, then text."""
+    text = str(label)
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+# ---------------------------------------------------------------------------------------
+# Dense arrays for seedlab.stats
+
+
+@dataclass
+class SeedArrays:
+    """Dense per-instance scores of one task and size, ready for ``seedlab.stats``.
+
+    Shapes: ``correct``, ``p_correct`` and ``pred`` are ``(N, P, F)`` for one checkpoint or
+    ``(N, P, F, E)`` for several. Missing runs are NaN in the float arrays and -1 in
+    ``pred``; ``missing`` lists the ``(pretrain_seed, finetune_seed)`` pairs with no run.
+    """
+
+    task: str
+    size: str
+    instance_ids: np.ndarray
+    labels: np.ndarray  # (N,) gold label index into label_list (-1 where not in it)
+    label_list: list[str]
+    pretrain_seeds: list[str]
+    finetune_seeds: list[int]
+    checkpoints: list[float]
+    correct: np.ndarray
+    p_correct: np.ndarray
+    pred: np.ndarray
+    missing: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not np.isnan(self.correct).any()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.correct.shape
+
+
+# ---------------------------------------------------------------------------------------
+# Staged writes
+
+
+@dataclass
+class RunData:
+    """One run's predictions, ready to be written.
+
+    ``table`` has the columns ``checkpoint, instance_id, pred, correct, p_correct, probs``
+    (one row per checkpoint and instance).
+    """
+
+    task: str
+    size: str
+    pretrain_seed: str
+    finetune_seed: int
+    table: pa.Table
+    source: str = ""
+    model: str = ""
+    hyperparameters: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+
+class Transaction:
+    """Collects the writes of one import; nothing is visible until ``commit``.
+
+    Use through ``Store.transaction`` as a context manager: leaving the block normally
+    commits, an exception discards everything staged.
+    """
+
+    def __init__(self, store: "Store", kind: str, source: str, replace: bool = False) -> None:
+        self.store = store
+        self.kind = kind
+        self.source = source
+        self.replace = replace
+        self.import_id = uuid.uuid4().hex[:12]
+        self.staging = store.home / ".staging" / self.import_id
+        self._tasks: dict[str, dict] = {}
+        self._instances: dict[str, pd.DataFrame] = {}
+        self._runs: dict[str, tuple[RunData, pa.Table, str]] = {}
+        self._masks: dict[tuple[str, str], pd.DataFrame] = {}
+        self._evaluations: list[pd.DataFrame] = []
+        self._annotations: list[pd.DataFrame] = []
+        self.summary: dict[str, int] = {
+            "runs_added": 0,
+            "runs_unchanged": 0,
+            "runs_replaced": 0,
+            "instances": 0,
+            "masks": 0,
+            "evaluations": 0,
+            "annotations_added": 0,
+            "annotations_unchanged": 0,
+        }
+
+    # -- staging -------------------------------------------------------------------------
+    def set_task(
+        self,
+        task: str,
+        label_list: Sequence[str],
+        *,
+        simulated: bool = False,
+        source: str = "",
+        description: str = "",
+    ) -> None:
+        schema.check_name("task", task)
+        labels = [str(x) for x in label_list]
+        existing = self.store._task_row(task) or self._tasks.get(task)
+        if existing is not None:
+            old = existing["label_list"]
+            old = json.loads(old) if isinstance(old, str) else old
+            if old and labels and old != labels:
+                raise InputError(
+                    self.source,
+                    f"task {task!r} is already in the store with labels {old}, this import"
+                    f" has {labels}",
+                    field="label_list",
+                    expected="the same label list for every import of a task",
+                )
+            if not labels:
+                labels = old
+        self._tasks[task] = {
+            "task": task,
+            "label_list": labels,
+            "simulated": bool(simulated),
+            "source": source or self.source,
+            "description": description,
+        }
+
+    def add_instances(self, task: str, frame: pd.DataFrame) -> None:
+        """Stage instances of ``task``. Columns: instance_id, split, guid, text_a, text_b,
+        label, and any extra fields (stored in ``extra``)."""
+        schema.check_name("task", task)
+        frame = frame.copy()
+        if "instance_id" not in frame:
+            raise StoreError("instances need an instance_id column")
+        frame["instance_id"] = frame["instance_id"].astype(str)
+        dup = frame["instance_id"].duplicated()
+        if dup.any():
+            raise InputError(
+                self.source,
+                f"instance id {frame['instance_id'][dup].iloc[0]!r} appears twice in task {task!r}",
+                field="instance_id",
+                expected="unique instance ids within a task",
+            )
+        if task in self._instances:
+            frame = _merge_instances(self._instances[task], frame, self.source)
+        self._instances[task] = frame
+
+    def add_run(self, run: RunData) -> str:
+        """Validate and stage one run; returns its run id."""
+        schema.check_name("task", run.task)
+        schema.check_name("size", run.size)
+        run_id = run_id_for(run.task, run.size, run.pretrain_seed, run.finetune_seed)
+        if run_id in self._runs:
+            other = self._runs[run_id][0]
+            raise DuplicateRunError(
+                f"{self.source}: two inputs give the same run (task {run.task}, size {run.size},"
+                f" pretraining seed {run.pretrain_seed}, fine-tuning seed {run.finetune_seed}):"
+                f" {other.provenance.get('file', '?')} and {run.provenance.get('file', '?')}"
+            )
+        table = _prediction_table(run, run_id)
+        digest = _table_digest(table)
+        self._runs[run_id] = (run, table, digest)
+        return run_id
+
+    def add_masks(self, setting: str, task: str, frame: pd.DataFrame) -> None:
+        """Stage masks. Columns: seed, component, layer, head, kept, importance."""
+        schema.check_name("setting", setting)
+        schema.check_name("task", task)
+        key = (setting, task)
+        if key in self._masks:
+            frame = pd.concat([self._masks[key], frame], ignore_index=True)
+        self._masks[key] = frame
+
+    def add_evaluations(self, frame: pd.DataFrame) -> None:
+        """Stage mask evaluation results (experiment, variant, task, metric, mean, std)."""
+        self._evaluations.append(frame[schema.EVALUATION_COLUMNS].copy())
+
+    def add_annotations(self, frame: pd.DataFrame) -> None:
+        """Stage annotations (task, instance_id, annotator, verdict, note[, at])."""
+        frame = frame.copy()
+        bad = ~frame["verdict"].isin(schema.VERDICTS)
+        if bad.any():
+            raise InputError(
+                self.source,
+                f"verdict {frame['verdict'][bad].iloc[0]!r} is not known",
+                field="verdict",
+                expected=" | ".join(schema.VERDICTS),
+            )
+        if "note" not in frame:
+            frame["note"] = ""
+        frame["note"] = frame["note"].fillna("").astype(str)
+        self._annotations.append(frame)
+
+    # -- commit --------------------------------------------------------------------------
+    def commit(self) -> dict[str, int]:
+        store = self.store
+        home = store.home
+        with store._write_lock():
+            catalog = store._catalog()
+            try:
+                existing_runs = {
+                    row[0]: row
+                    for row in catalog.execute("SELECT run_id, content_hash, file FROM runs")
+                }
+                # Validate against the store before anything moves.
+                for run_id, (run, _table, digest) in self._runs.items():
+                    old = existing_runs.get(run_id)
+                    if old is not None and old[1] != digest and not self.replace:
+                        raise DuplicateRunError(
+                            f"{self.source}: the store already has a different run for task"
+                            f" {run.task}, size {run.size}, pretraining seed {run.pretrain_seed},"
+                            f" fine-tuning seed {run.finetune_seed}; import with --replace to"
+                            " overwrite it"
+                        )
+                for task in {*self._instances, *(r.task for r, _, _ in self._runs.values())}:
+                    if task not in self._tasks and store._task_row(task, catalog) is None:
+                        raise StoreError(f"task {task!r} has no label list: call set_task first")
+
+                self.staging.mkdir(parents=True, exist_ok=True)
+                moves: list[tuple[Path, Path]] = []
+                now = utc_now()
+                task_rows, run_rows, instance_rows, mask_rows, eval_rows = [], [], [], [], []
+                stale: list[Path] = []
+
+                for task, meta in self._tasks.items():
+                    rel = f"tasks/{task}.json"
+                    tmp = self.staging / f"task-{task}.json"
+                    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+                    moves.append((tmp, home / rel))
+                    task_rows.append(
+                        (
+                            task,
+                            json.dumps(meta["label_list"]),
+                            int(meta["simulated"]),
+                            meta["source"],
+                            meta["description"],
+                            rel,
+                        )
+                    )
+
+                for task, frame in self._instances.items():
+                    old = store._instance_frame(task, catalog)
+                    merged = _merge_instances(old, frame, self.source) if old is not None else frame
+                    table = _instance_table(merged)
+                    digest = _table_digest(table)[:16]
+                    rel = f"instances/task={task}/{digest}.parquet"
+                    old_file = store._instance_file(task, catalog)
+                    if old_file == rel:
+                        continue
+                    tmp = self.staging / f"instances-{task}.parquet"
+                    pq.write_table(table, tmp)
+                    moves.append((tmp, home / rel))
+                    instance_rows.append((task, rel, table.num_rows, now))
+                    if old_file:
+                        stale.append(home / old_file)
+                    self.summary["instances"] += len(frame)
+
+                for run_id, (run, table, digest) in self._runs.items():
+                    old = existing_runs.get(run_id)
+                    if old is not None and old[1] == digest:
+                        self.summary["runs_unchanged"] += 1
+                        continue
+                    rel = f"predictions/task={run.task}/size={run.size}/{run_id}-{digest[:8]}.parquet"
+                    tmp = self.staging / f"run-{run_id}.parquet"
+                    pq.write_table(table, tmp)
+                    moves.append((tmp, home / rel))
+                    if old is not None:
+                        stale.append(home / old[2])
+                        self.summary["runs_replaced"] += 1
+                    else:
+                        self.summary["runs_added"] += 1
+                    run_rows.append(_run_row(run, run_id, table, digest, rel, now))
+
+                for (setting, task), frame in self._masks.items():
+                    table = _mask_table(frame)
+                    digest = _table_digest(table)[:16]
+                    rel = f"masks/setting={setting}/task={task}/{digest}.parquet"
+                    old_file = store._mask_file(setting, task, catalog)
+                    self.summary["masks"] += table.num_rows
+                    if old_file == rel:
+                        continue
+                    tmp = self.staging / f"masks-{setting}-{task}.parquet"
+                    pq.write_table(table, tmp)
+                    moves.append((tmp, home / rel))
+                    mask_rows.append((setting, task, rel, table.num_rows, now))
+                    if old_file:
+                        stale.append(home / old_file)
+
+                if self._evaluations:
+                    frame = pd.concat(self._evaluations, ignore_index=True)
+                    table = pa.Table.from_pandas(frame, schema=schema.EVALUATION_SCHEMA,
+                                                 preserve_index=False)
+                    digest = _table_digest(table)[:16]
+                    rel = f"evaluations/{digest}.parquet"
+                    self.summary["evaluations"] += table.num_rows
+                    known = {r[0] for r in catalog.execute("SELECT file FROM evaluation_files")}
+                    if rel not in known:
+                        tmp = self.staging / f"evaluations-{digest}.parquet"
+                        pq.write_table(table, tmp)
+                        moves.append((tmp, home / rel))
+                        eval_rows.append((rel, table.num_rows, now))
+
+                annotation_rows = self._new_annotations(catalog, now)
+
+                # Move files into place (new names only: registered files are never
+                # overwritten), then register everything in one transaction.
+                for src, dst in moves:
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dst)
+                _fsync_dir(home)
+                with catalog:
+                    catalog.executemany(
+                        "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?)", task_rows
+                    )
+                    catalog.executemany(
+                        "INSERT OR REPLACE INTO instance_files VALUES (?, ?, ?, ?)", instance_rows
+                    )
+                    catalog.executemany(
+                        f"INSERT OR REPLACE INTO runs ({', '.join(schema.RUN_COLUMNS)})"
+                        f" VALUES ({', '.join('?' for _ in schema.RUN_COLUMNS)})",
+                        run_rows,
+                    )
+                    catalog.executemany(
+                        "INSERT OR REPLACE INTO mask_files VALUES (?, ?, ?, ?, ?)", mask_rows
+                    )
+                    catalog.executemany(
+                        "INSERT OR REPLACE INTO evaluation_files VALUES (?, ?, ?)", eval_rows
+                    )
+                    catalog.executemany(
+                        "INSERT INTO annotations (task, instance_id, annotator, verdict, note, at,"
+                        " source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        annotation_rows,
+                    )
+                    catalog.execute(
+                        "INSERT INTO imports VALUES (?, ?, ?, ?, ?)",
+                        (self.import_id, self.kind, self.source, now, json.dumps(self.summary)),
+                    )
+                    if moves or annotation_rows:
+                        store._bump_version(catalog)
+                for path in stale:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+            finally:
+                catalog.close()
+                shutil.rmtree(self.staging, ignore_errors=True)
+        return dict(self.summary)
+
+    def _new_annotations(self, catalog: sqlite3.Connection, now: str) -> list[tuple]:
+        if not self._annotations:
+            return []
+        frame = pd.concat(self._annotations, ignore_index=True)
+        seen = {
+            tuple(r)
+            for r in catalog.execute(
+                "SELECT task, instance_id, annotator, verdict, note, source FROM annotations"
+                " WHERE source = ?",
+                (self.kind,),
+            )
+        }
+        rows = []
+        for rec in frame.itertuples(index=False):
+            key = (rec.task, str(rec.instance_id), rec.annotator, rec.verdict, rec.note, self.kind)
+            if key in seen:
+                self.summary["annotations_unchanged"] += 1
+                continue
+            seen.add(key)
+            at = getattr(rec, "at", None) or now
+            rows.append((rec.task, str(rec.instance_id), rec.annotator, rec.verdict, rec.note,
+                         at, self.kind))
+        self.summary["annotations_added"] += len(rows)
+        return rows
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _prediction_table(run: RunData, run_id: str) -> pa.Table:
+    t = run.table
+    required = ["checkpoint", "instance_id", "pred", "correct", "p_correct", "probs"]
+    missing = [c for c in required if c not in t.column_names]
+    if missing:
+        raise StoreError(f"run table lacks columns {missing}")
+    n = t.num_rows
+    table = pa.table(
+        {
+            "run_id": pa.array([run_id] * n, pa.string()),
+            "pretrain_seed": pa.array([str(run.pretrain_seed)] * n, pa.string()),
+            "finetune_seed": pa.array([int(run.finetune_seed)] * n, pa.int64()),
+            "checkpoint": t["checkpoint"].cast(pa.float64()),
+            "instance_id": t["instance_id"].cast(pa.string()),
+            "pred": t["pred"].cast(pa.int32()),
+            "correct": t["correct"].cast(pa.bool_()),
+            "p_correct": t["p_correct"].cast(pa.float32()),
+            "probs": t["probs"].cast(pa.list_(pa.float32())),
+        },
+        schema=schema.PREDICTION_FILE_SCHEMA,
+    )
+    meta = {
+        "run_id": run_id,
+        "task": run.task,
+        "size": run.size,
+        "pretrain_seed": str(run.pretrain_seed),
+        "finetune_seed": int(run.finetune_seed),
+        "source": run.source,
+        "model": run.model,
+        "hyperparameters": run.hyperparameters,
+        "provenance": run.provenance,
+    }
+    return table.replace_schema_metadata({RUN_METADATA_KEY: json.dumps(meta, default=str)})
+
+
+def _run_row(run: RunData, run_id: str, table: pa.Table, digest: str, rel: str, now: str) -> tuple:
+    checkpoints = sorted(set(table["checkpoint"].to_pylist()))
+    n_instances = len(set(table["instance_id"].to_pylist())) if table.num_rows else 0
+    last = table.filter(pa.compute.equal(table["checkpoint"], checkpoints[-1])) if checkpoints else table
+    accuracy = float(np.mean(last["correct"].to_numpy(zero_copy_only=False))) if last.num_rows else None
+    values = {
+        "run_id": run_id,
+        "task": run.task,
+        "size": run.size,
+        "pretrain_seed": str(run.pretrain_seed),
+        "finetune_seed": int(run.finetune_seed),
+        "source": run.source,
+        "model": run.model,
+        "hyperparameters": json.dumps(run.hyperparameters, default=str),
+        "provenance": json.dumps(run.provenance, default=str),
+        "checkpoints": json.dumps(checkpoints),
+        "n_instances": n_instances,
+        "n_predictions": table.num_rows,
+        "accuracy": accuracy,
+        "content_hash": digest,
+        "file": rel,
+        "created_at": now,
+    }
+    return tuple(values[c] for c in schema.RUN_COLUMNS)
+
+
+def _instance_table(frame: pd.DataFrame) -> pa.Table:
+    core = ["instance_id", "split", "guid", "text_a", "text_b", "label"]
+    extras = [c for c in frame.columns if c not in core and c not in ("task", "extra")]
+    out = pd.DataFrame({c: frame[c] if c in frame else None for c in core})
+    for c in core:
+        out[c] = out[c].map(lambda v: None if _is_missing(v) else str(v)).astype(object)
+    base_extra = frame["extra"] if "extra" in frame else pd.Series([None] * len(frame), index=frame.index)
+    extra_json = []
+    for i, (idx, row) in enumerate(frame.iterrows()):
+        payload = {}
+        if isinstance(base_extra.loc[idx], str) and base_extra.loc[idx]:
+            payload.update(json.loads(base_extra.loc[idx]))
+        for c in extras:
+            v = row[c]
+            if not _is_missing(v):
+                payload[c] = v.item() if isinstance(v, np.generic) else v
+        extra_json.append(json.dumps(payload, sort_keys=True, default=str) if payload else None)
+    out["extra"] = extra_json
+    return pa.Table.from_pandas(out, schema=schema.INSTANCE_FILE_SCHEMA, preserve_index=False)
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    return v is pd.NA
+
+
+def _merge_instances(old: pd.DataFrame, new: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Union of two instance frames keyed by instance_id: new ids are appended, known ids
+    keep their fields and gain the new ones; a different gold label is an error."""
+    old = _flatten_extra(old)
+    new = _flatten_extra(new)
+    old_idx = old.set_index("instance_id")
+    new_idx = new.set_index("instance_id")
+    common = old_idx.index.intersection(new_idx.index)
+    if len(common) and "label" in new_idx and "label" in old_idx:
+        a = old_idx.loc[common, "label"].astype(str)
+        b = new_idx.loc[common, "label"].astype(str)
+        clash = (a != b) & new_idx.loc[common, "label"].notna() & old_idx.loc[common, "label"].notna()
+        if clash.any():
+            iid = clash[clash].index[0]
+            raise InputError(
+                source,
+                f"instance {iid!r} has gold label {b[iid]!r} here but {a[iid]!r} in the store",
+                field="label",
+                expected="the same gold label for an instance in every import",
+            )
+    merged = new_idx.combine_first(old_idx)  # new values win, old fill the gaps
+    order = list(old_idx.index) + [i for i in new_idx.index if i not in old_idx.index]
+    merged = merged.loc[order].reset_index()
+    return merged
+
+
+def _flatten_extra(frame: pd.DataFrame) -> pd.DataFrame:
+    if "extra" not in frame:
+        return frame
+    frame = frame.copy()
+    extras = frame.pop("extra")
+    parsed = [json.loads(x) if isinstance(x, str) and x else {} for x in extras]
+    keys = sorted({k for d in parsed for k in d})
+    for k in keys:
+        if k not in frame:
+            frame[k] = [d.get(k) for d in parsed]
+    return frame
+
+
+def _mask_table(frame: pd.DataFrame) -> pa.Table:
+    frame = frame.copy()
+    if "importance" not in frame:
+        frame["importance"] = np.nan
+    bad = ~frame["component"].isin(schema.MASK_COMPONENTS)
+    if bad.any():
+        raise StoreError(f"mask component {frame['component'][bad].iloc[0]!r} is not head or mlp")
+    frame = frame.sort_values(["seed", "component", "layer", "head"], kind="stable")
+    return pa.Table.from_pandas(
+        frame[["seed", "component", "layer", "head", "kept", "importance"]],
+        schema=schema.MASK_FILE_SCHEMA,
+        preserve_index=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+
+
+class Store:
+    """A seedlab home: predictions, instances, masks, annotations and runs.
+
+    ``home`` defaults to ``$SEEDLAB_HOME`` or ``data/``. Opening a home whose catalogue is
+    missing (a fresh clone of the repository) rebuilds the catalogue from the files.
+    """
+
+    def __init__(self, home: str | Path | None = None, *, create: bool = True) -> None:
+        self.home = Path(home).resolve() if home is not None else default_home()
+        if not self.home.exists():
+            if not create:
+                raise StoreError(f"seedlab home {self.home} does not exist")
+            self.home.mkdir(parents=True)
+        self._duck_lock = threading.Lock()
+        self._duck: duckdb.DuckDBPyConnection | None = None
+        self._init_catalog()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.home)!r})"
+
+    # -- catalogue -----------------------------------------------------------------------
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog.sqlite"
+
+    def _catalog(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.catalog_path, timeout=60, isolation_level="DEFERRED")
+        con.execute("PRAGMA busy_timeout = 60000")
+        con.execute("PRAGMA foreign_keys = ON")
+        return con
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        con = self._catalog()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _init_catalog(self) -> None:
+        fresh = not self.catalog_path.exists()
+        con = self._catalog()
+        try:
+            con.execute("PRAGMA journal_mode = WAL")
+            con.executescript(CATALOG_SCHEMA)
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', '0')")
+            con.commit()
+        finally:
+            con.close()
+        if fresh and any((self.home / d).exists() for d in ("predictions", "instances", "masks")):
+            self.reindex()
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """Exclusive lock across processes for the file moves and catalogue commit."""
+        path = self.home / ".write.lock"
+        with open(path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _bump_version(self, con: sqlite3.Connection) -> None:
+        con.execute(
+            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+            " WHERE key = 'data_version'"
+        )
+
+    def version(self) -> int:
+        """A number that changes whenever the data changes (imports, runs, annotations)."""
+        with self._read() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def transaction(self, kind: str, source: str = "", *, replace: bool = False) -> "_TxContext":
+        """Stage writes, then commit them atomically: ``with store.transaction('zhong', path)
+        as tx: tx.add_run(...)``. ``replace=True`` lets a run with the same key but different
+        predictions replace the stored one."""
+        return _TxContext(Transaction(self, kind, str(source), replace=replace))
+
+    def reindex(self) -> dict[str, int]:
+        """Rebuild the file index of the catalogue from the files under the home.
+
+        Annotations, jobs and the import log are kept. Used when a home is opened without a
+        catalogue (a fresh clone) and by ``seedlab reindex``.
+        """
+        counts = {"tasks": 0, "runs": 0, "instance_files": 0, "mask_files": 0, "evaluation_files": 0}
+        with self._write_lock():
+            con = self._catalog()
+            try:
+                task_rows = []
+                for path in sorted((self.home / "tasks").glob("*.json")):
+                    meta = json.loads(path.read_text())
+                    task_rows.append(
+                        (meta["task"], json.dumps(meta["label_list"]), int(meta.get("simulated", False)),
+                         meta.get("source", ""), meta.get("description", ""),
+                         str(path.relative_to(self.home)))
+                    )
+                run_rows: dict[str, tuple] = {}
+                run_mtime: dict[str, float] = {}
+                for path in sorted((self.home / "predictions").glob("task=*/size=*/*.parquet")):
+                    pf = pq.ParquetFile(path)
+                    raw = (pf.schema_arrow.metadata or {}).get(RUN_METADATA_KEY)
+                    if raw is None:
+                        continue
+                    meta = json.loads(raw)
+                    table = pf.read()
+                    mtime = path.stat().st_mtime
+                    if meta["run_id"] in run_rows and run_mtime[meta["run_id"]] >= mtime:
+                        continue
+                    run = RunData(
+                        task=meta["task"], size=meta["size"], pretrain_seed=meta["pretrain_seed"],
+                        finetune_seed=meta["finetune_seed"], table=table, source=meta.get("source", ""),
+                        model=meta.get("model", ""), hyperparameters=meta.get("hyperparameters", {}),
+                        provenance=meta.get("provenance", {}),
+                    )
+                    digest = _table_digest(table)
+                    run_rows[meta["run_id"]] = _run_row(
+                        run, meta["run_id"], table, digest, str(path.relative_to(self.home)),
+                        datetime.fromtimestamp(mtime, timezone.utc).isoformat(),
+                    )
+                    run_mtime[meta["run_id"]] = mtime
+                instance_rows = {}
+                for path in sorted((self.home / "instances").glob("task=*/*.parquet"),
+                                   key=lambda p: p.stat().st_mtime):
+                    task = path.parent.name.split("=", 1)[1]
+                    instance_rows[task] = (task, str(path.relative_to(self.home)),
+                                           pq.ParquetFile(path).metadata.num_rows, utc_now())
+                mask_rows = {}
+                for path in sorted((self.home / "masks").glob("setting=*/task=*/*.parquet"),
+                                   key=lambda p: p.stat().st_mtime):
+                    setting = path.parent.parent.name.split("=", 1)[1]
+                    task = path.parent.name.split("=", 1)[1]
+                    mask_rows[(setting, task)] = (setting, task, str(path.relative_to(self.home)),
+                                                  pq.ParquetFile(path).metadata.num_rows, utc_now())
+                eval_rows = [
+                    (str(p.relative_to(self.home)), pq.ParquetFile(p).metadata.num_rows, utc_now())
+                    for p in sorted((self.home / "evaluations").glob("*.parquet"))
+                ]
+                with con:
+                    for table_name in ("tasks", "runs", "instance_files", "mask_files",
+                                       "evaluation_files"):
+                        con.execute(f"DELETE FROM {table_name}")
+                    con.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?)", task_rows)
+                    con.executemany(
+                        f"INSERT INTO runs ({', '.join(schema.RUN_COLUMNS)})"
+                        f" VALUES ({', '.join('?' for _ in schema.RUN_COLUMNS)})",
+                        list(run_rows.values()),
+                    )
+                    con.executemany("INSERT INTO instance_files VALUES (?, ?, ?, ?)",
+                                    list(instance_rows.values()))
+                    con.executemany("INSERT INTO mask_files VALUES (?, ?, ?, ?, ?)",
+                                    list(mask_rows.values()))
+                    con.executemany("INSERT INTO evaluation_files VALUES (?, ?, ?)", eval_rows)
+                    self._bump_version(con)
+                counts.update(tasks=len(task_rows), runs=len(run_rows),
+                              instance_files=len(instance_rows), mask_files=len(mask_rows),
+                              evaluation_files=len(eval_rows))
+            finally:
+                con.close()
+        return counts
+
+    def sweep(self, older_than_s: float = 600.0) -> list[Path]:
+        """Delete files under the home that the catalogue does not list (left by a process
+        killed mid-write) and are older than ``older_than_s``. Returns what was removed."""
+        removed: list[Path] = []
+        with self._write_lock(), self._read() as con:
+            listed = {r[0] for r in con.execute(
+                "SELECT file FROM runs UNION ALL SELECT file FROM instance_files"
+                " UNION ALL SELECT file FROM mask_files UNION ALL SELECT file FROM evaluation_files")}
+            now = time.time()
+            for pattern in ("predictions/**/*.parquet", "instances/**/*.parquet",
+                            "masks/**/*.parquet", "evaluations/*.parquet"):
+                for path in self.home.glob(pattern):
+                    rel = str(path.relative_to(self.home))
+                    if rel not in listed and now - path.stat().st_mtime > older_than_s:
+                        path.unlink()
+                        removed.append(path)
+            staging = self.home / ".staging"
+            if staging.exists():
+                for path in staging.iterdir():
+                    if now - path.stat().st_mtime > older_than_s:
+                        shutil.rmtree(path, ignore_errors=True)
+                        removed.append(path)
+        return removed
+
+    # -- small lookups -------------------------------------------------------------------
+    def _task_row(self, task: str, con: sqlite3.Connection | None = None) -> dict | None:
+        def q(c: sqlite3.Connection) -> dict | None:
+            row = c.execute(
+                "SELECT task, label_list, simulated, source, description FROM tasks WHERE task = ?",
+                (task,),
+            ).fetchone()
+            if row is None:
+                return None
+            return {"task": row[0], "label_list": json.loads(row[1]), "simulated": bool(row[2]),
+                    "source": row[3], "description": row[4]}
+
+        if con is not None:
+            return q(con)
+        with self._read() as c:
+            return q(c)
+
+    def _instance_file(self, task: str, con: sqlite3.Connection) -> str | None:
+        row = con.execute("SELECT file FROM instance_files WHERE task = ?", (task,)).fetchone()
+        return row[0] if row else None
+
+    def _mask_file(self, setting: str, task: str, con: sqlite3.Connection) -> str | None:
+        row = con.execute(
+            "SELECT file FROM mask_files WHERE setting = ? AND task = ?", (setting, task)
+        ).fetchone()
+        return row[0] if row else None
+
+    def _instance_frame(self, task: str, con: sqlite3.Connection) -> pd.DataFrame | None:
+        rel = self._instance_file(task, con)
+        if rel is None:
+            return None
+        return pq.read_table(self.home / rel).to_pandas()
+
+    def label_list(self, task: str) -> list[str]:
+        row = self._task_row(task)
+        if row is None:
+            raise StoreError(f"task {task!r} is not in the store at {self.home}")
+        return row["label_list"]
+
+    # -- DuckDB --------------------------------------------------------------------------
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._duck_lock:
+            if self._duck is None:
+                self._duck = duckdb.connect(":memory:")
+            return self._duck.cursor()
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Run a DuckDB query (values bound as parameters) and return a DataFrame."""
+        cur = self._cursor()
+        try:
+            return cur.execute(query, list(params or [])).df()
+        finally:
+            cur.close()
+
+    def _run_files(self, **filters: Any) -> list[str]:
+        runs = self.runs(**filters)
+        return [str(self.home / f) for f in runs["file"]]
+
+    # -- queries -------------------------------------------------------------------------
+    def tasks(self) -> pd.DataFrame:
+        """One row per task: label_list, simulated, source, description, n_instances, n_runs."""
+        with self._read() as con:
+            frame = pd.read_sql_query(
+                "SELECT t.task, t.label_list, t.simulated, t.source, t.description,"
+                " COALESCE(i.n_instances, 0) AS n_instances,"
+                " (SELECT COUNT(*) FROM runs r WHERE r.task = t.task) AS n_runs"
+                " FROM tasks t LEFT JOIN instance_files i ON i.task = t.task ORDER BY t.task",
+                con,
+            )
+        frame["label_list"] = frame["label_list"].map(json.loads)
+        frame["simulated"] = frame["simulated"].astype(bool)
+        return frame
+
+    def runs(
+        self,
+        task: str | Sequence[str] | None = None,
+        size: str | Sequence[str] | None = None,
+        pretrain_seed: Any = None,
+        finetune_seed: Any = None,
+    ) -> pd.DataFrame:
+        """Run metadata, one row per run (columns ``schema.RUN_COLUMNS``)."""
+        where, params = [], []
+        for column, value in (("task", task), ("size", size), ("pretrain_seed", pretrain_seed),
+                              ("finetune_seed", finetune_seed)):
+            values = _as_list(value)
+            if values is not None:
+                if column == "pretrain_seed":
+                    values = [str(v) for v in values]
+                if column == "finetune_seed":
+                    values = [int(v) for v in values]
+                clause, p = _in_clause(column, values)
+                where.append(clause)
+                params += p
+        query = f"SELECT {', '.join(schema.RUN_COLUMNS)} FROM runs"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY task, size, pretrain_seed, finetune_seed"
+        with self._read() as con:
+            frame = pd.read_sql_query(query, con, params=params)
+        return frame
+
+    def sizes(self, task: str) -> list[str]:
+        """Sizes of a task in the order of their mean number of parameters where known,
+        else by name."""
+        runs = self.runs(task=task)
+        return _ordered_sizes(runs["size"].unique().tolist())
+
+    def predictions(
+        self,
+        task: str | Sequence[str] | None = None,
+        size: str | Sequence[str] | None = None,
+        pretrain_seed: Any = None,
+        finetune_seed: Any = None,
+        checkpoint: Any = None,
+        instance_id: Any = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Predictions in long format (``schema.PREDICTION_COLUMNS``), filtered.
+
+        Each filter takes one value or a list. ``checkpoint='last'`` keeps each run's last
+        checkpoint.
+        """
+        columns = list(columns or schema.PREDICTION_COLUMNS)
+        unknown = set(columns) - set(schema.PREDICTION_COLUMNS) - {"run_id"}
+        if unknown:
+            raise ValueError(f"unknown prediction columns {sorted(unknown)}")
+        files = self._run_files(task=task, size=size, pretrain_seed=pretrain_seed,
+                                finetune_seed=finetune_seed)
+        if not files:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        where, params = [], [files]
+        if checkpoint is not None and not (isinstance(checkpoint, str) and checkpoint == "last"):
+            clause, p = _in_clause("round(checkpoint, 4)",
+                                   [round(float(c), 4) for c in _as_list(checkpoint)])
+            where.append(clause)
+            params += p
+        if instance_id is not None:
+            clause, p = _in_clause("instance_id", [str(i) for i in _as_list(instance_id)])
+            where.append(clause)
+            params += p
+        base = ("SELECT * FROM read_parquet(?, hive_partitioning = true,"
+                " hive_types = {'task': VARCHAR, 'size': VARCHAR})")
+        if checkpoint == "last":
+            base = (f"SELECT * EXCLUDE (is_last) FROM (SELECT *, checkpoint = max(checkpoint)"
+                    f" OVER (PARTITION BY run_id) AS is_last FROM ({base})) WHERE is_last")
+        query = f"SELECT {', '.join(columns)} FROM ({base})"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        return self.sql(query, params)
+
+    def instances(
+        self,
+        task: str | Sequence[str] | None = None,
+        split: str | Sequence[str] | None = None,
+        instance_id: Any = None,
+    ) -> pd.DataFrame:
+        """Instances (``schema.INSTANCE_COLUMNS``) with their extra fields as columns."""
+        with self._read() as con:
+            files = pd.read_sql_query("SELECT task, file FROM instance_files ORDER BY task", con)
+        tasks = _as_list(task)
+        if tasks is not None:
+            files = files[files["task"].isin(tasks)]
+        frames = []
+        for rec in files.itertuples(index=False):
+            frame = pq.read_table(self.home / rec.file).to_pandas()
+            frame.insert(0, "task", rec.task)
+            frames.append(frame)
+        if not frames:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in schema.INSTANCE_COLUMNS})
+        frame = pd.concat(frames, ignore_index=True)
+        if split is not None:
+            frame = frame[frame["split"].isin(_as_list(split))]
+        if instance_id is not None:
+            frame = frame[frame["instance_id"].isin([str(i) for i in _as_list(instance_id)])]
+        frame = _flatten_extra(frame)
+        return frame.reset_index(drop=True)
+
+    def masks(
+        self,
+        setting: str | Sequence[str] | None = None,
+        task: str | Sequence[str] | None = None,
+        seed: Any = None,
+        component: str | None = None,
+    ) -> pd.DataFrame:
+        """Pruning masks in long format (``schema.MASK_COLUMNS``)."""
+        with self._read() as con:
+            files = pd.read_sql_query("SELECT setting, task, file FROM mask_files", con)
+        for column, value in (("setting", setting), ("task", task)):
+            values = _as_list(value)
+            if values is not None:
+                files = files[files[column].isin(values)]
+        if files.empty:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in schema.MASK_COLUMNS})
+        where, params = [], [[str(self.home / f) for f in files["file"]]]
+        if seed is not None:
+            clause, p = _in_clause("seed", [int(s) for s in _as_list(seed)])
+            where.append(clause)
+            params += p
+        if component is not None:
+            clause, p = _in_clause("component", _as_list(component))
+            where.append(clause)
+            params += p
+        query = (
+            f"SELECT {', '.join(schema.MASK_COLUMNS)} FROM read_parquet(?, hive_partitioning = true,"
+            " hive_types = {'setting': VARCHAR, 'task': VARCHAR})"
+        )
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY setting, task, seed, component, layer, head"
+        return self.sql(query, params)
+
+    def mask_arrays(self, setting: str, task: str, component: str = "head",
+                    seeds: Sequence[int] | None = None) -> tuple[np.ndarray, list[int]]:
+        """Masks of one setting and task as a dense ``(S, layers, heads)`` array for heads or
+        ``(S, layers)`` for MLPs, with the seeds in order."""
+        frame = self.masks(setting=setting, task=task, component=component, seed=seeds)
+        if frame.empty:
+            return np.zeros((0,)), []
+        seed_list = sorted(frame["seed"].unique().tolist())
+        s_idx = {s: i for i, s in enumerate(seed_list)}
+        layers = int(frame["layer"].max()) + 1
+        if component == "head":
+            heads = int(frame["head"].max()) + 1
+            out = np.zeros((len(seed_list), layers, heads))
+            out[frame["seed"].map(s_idx).to_numpy(), frame["layer"].to_numpy(),
+                frame["head"].to_numpy()] = frame["kept"].to_numpy(dtype=float)
+        else:
+            out = np.zeros((len(seed_list), layers))
+            out[frame["seed"].map(s_idx).to_numpy(), frame["layer"].to_numpy()] = frame["kept"].to_numpy(dtype=float)
+        return out, [int(s) for s in seed_list]
+
+    def evaluations(self, experiment: str | Sequence[str] | None = None,
+                    task: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Mask evaluation results (``schema.EVALUATION_COLUMNS``)."""
+        with self._read() as con:
+            files = [str(self.home / r[0]) for r in con.execute("SELECT file FROM evaluation_files")]
+        if not files:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in schema.EVALUATION_COLUMNS})
+        where, params = [], [files]
+        for column, value in (("experiment", experiment), ("task", task)):
+            values = _as_list(value)
+            if values is not None:
+                clause, p = _in_clause(column, values)
+                where.append(clause)
+                params += p
+        query = f"SELECT DISTINCT {', '.join(schema.EVALUATION_COLUMNS)} FROM read_parquet(?)"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        return self.sql(query + " ORDER BY experiment, variant, task, metric", params)
+
+    # -- annotations ---------------------------------------------------------------------
+    def annotate(self, task: str, instance_id: str, annotator: str, verdict: str,
+                 note: str = "", *, source: str = "app") -> int:
+        """Append one verdict to the log; returns its row id. Never overwrites."""
+        verdict = verdict.lower()
+        if verdict not in schema.VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(schema.VERDICTS)}, not {verdict!r}")
+        annotator = annotator.strip()
+        if not annotator:
+            raise ValueError("an annotation needs the annotator's name")
+        con = self._catalog()
+        try:
+            with con:
+                cur = con.execute(
+                    "INSERT INTO annotations (task, instance_id, annotator, verdict, note, at, source)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (task, str(instance_id), annotator, verdict, note or "", utc_now(), source),
+                )
+                self._bump_version(con)
+                return int(cur.lastrowid)
+        finally:
+            con.close()
+
+    def annotations(self, task: str | Sequence[str] | None = None,
+                    annotator: str | Sequence[str] | None = None,
+                    *, current: bool = False) -> pd.DataFrame:
+        """The annotation log (``schema.ANNOTATION_COLUMNS`` plus ``id`` and ``source``).
+
+        ``current=True`` keeps only the latest verdict per (task, instance_id, annotator).
+        """
+        where, params = [], []
+        for column, value in (("task", task), ("annotator", annotator)):
+            values = _as_list(value)
+            if values is not None:
+                clause, p = _in_clause(column, values)
+                where.append(clause)
+                params += p
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        if current:
+            query = (
+                "SELECT id, task, instance_id, annotator, verdict, note, at, source FROM ("
+                " SELECT *, ROW_NUMBER() OVER (PARTITION BY task, instance_id, annotator"
+                f" ORDER BY id DESC) AS rn FROM annotations{cond}) WHERE rn = 1 ORDER BY id"
+            )
+        else:
+            query = ("SELECT id, task, instance_id, annotator, verdict, note, at, source"
+                     f" FROM annotations{cond} ORDER BY id")
+        with self._read() as con:
+            return pd.read_sql_query(query, con, params=params)
+
+    # -- dense arrays --------------------------------------------------------------------
+    def arrays(
+        self,
+        task: str,
+        size: str,
+        pretrain_seeds: Sequence[Any] | None = None,
+        finetune_seeds: Sequence[int] | None = None,
+        checkpoint: Any = "last",
+        split: str | Sequence[str] | None = None,
+        instance_ids: Sequence[str] | None = None,
+    ) -> SeedArrays:
+        """Dense arrays of one task and size for ``seedlab.stats``.
+
+        ``checkpoint``: ``'last'`` (each run's last, 3-D arrays), one value (3-D), a list or
+        ``'all'`` (4-D, ``(N, P, F, E)``). Instances are those of the task's instance table
+        (restricted to ``split`` / ``instance_ids``) that have predictions, in table order.
+        """
+        runs = self.runs(task=task, size=size)
+        if pretrain_seeds is not None:
+            runs = runs[runs["pretrain_seed"].isin([str(s) for s in pretrain_seeds])]
+        if finetune_seeds is not None:
+            runs = runs[runs["finetune_seed"].isin([int(s) for s in finetune_seeds])]
+        if runs.empty:
+            raise StoreError(f"no runs for task {task!r}, size {size!r} with those seeds")
+        p_list = ([str(s) for s in pretrain_seeds] if pretrain_seeds is not None
+                  else sorted(runs["pretrain_seed"].unique(), key=seed_sort_key))
+        f_list = ([int(s) for s in finetune_seeds] if finetune_seeds is not None
+                  else sorted(int(s) for s in runs["finetune_seed"].unique()))
+        present = set(zip(runs["pretrain_seed"], runs["finetune_seed"].astype(int)))
+        missing = [(p, f) for p in p_list for f in f_list if (p, f) not in present]
+
+        all_ckpts = sorted({c for cs in runs["checkpoints"] for c in json.loads(cs)})
+        four_d = isinstance(checkpoint, (list, tuple)) or checkpoint == "all"
+        if checkpoint == "all":
+            e_list = all_ckpts
+        elif isinstance(checkpoint, (list, tuple)):
+            e_list = [float(c) for c in checkpoint]
+        elif checkpoint == "last":
+            e_list = [None]
+        else:
+            e_list = [float(checkpoint)]
+
+        files = [str(self.home / f) for f in runs["file"]]
+        cur = self._cursor()
+        try:
+            params: list[Any] = [files]
+            ckpt_filter = ""
+            if checkpoint == "last":
+                select = ("SELECT pretrain_seed, finetune_seed, 0 AS e, instance_id, correct,"
+                          " p_correct, pred FROM (SELECT *, checkpoint = max(checkpoint) OVER"
+                          " (PARTITION BY run_id) AS is_last FROM read_parquet(?)) WHERE is_last")
+            else:
+                select = ("SELECT pretrain_seed, finetune_seed, round(checkpoint, 4) AS e,"
+                          " instance_id, correct, p_correct, pred FROM read_parquet(?)")
+                clause, p = _in_clause("round(checkpoint, 4)", [round(c, 4) for c in e_list])
+                ckpt_filter = " WHERE " + clause
+                params += p
+            table = cur.sql(select + ckpt_filter, params=params).to_arrow_table()
+        finally:
+            cur.close()
+
+        inst = self.instances(task=task)
+        label_list = self.label_list(task)
+        if split is not None:
+            inst = inst[inst["split"].isin(_as_list(split))]
+        if instance_ids is not None:
+            inst = inst[inst["instance_id"].isin([str(i) for i in instance_ids])]
+        seen_ids = pd.unique(table["instance_id"].to_numpy(zero_copy_only=False))
+        if len(inst):
+            ids = inst["instance_id"][inst["instance_id"].isin(seen_ids)].to_numpy(dtype=object)
+        else:
+            ids = np.array(sorted(seen_ids, key=seed_sort_key), dtype=object) if split is None and instance_ids is None else np.array([], dtype=object)
+        id_index = pd.Index(ids)
+        i_idx = id_index.get_indexer(table["instance_id"].to_numpy(zero_copy_only=False))
+        p_idx = pd.Index(p_list).get_indexer(table["pretrain_seed"].to_numpy(zero_copy_only=False))
+        f_idx = pd.Index(f_list).get_indexer(table["finetune_seed"].to_numpy())
+        if checkpoint == "last":
+            e_idx = np.zeros(table.num_rows, dtype=np.int64)
+        else:
+            e_idx = pd.Index([round(c, 4) for c in e_list]).get_indexer(table["e"].to_numpy())
+        keep = (i_idx >= 0) & (p_idx >= 0) & (f_idx >= 0) & (e_idx >= 0)
+        shape = (len(ids), len(p_list), len(f_list), len(e_list))
+        correct = np.full(shape, np.nan)
+        p_correct = np.full(shape, np.nan)
+        pred = np.full(shape, -1, dtype=np.int64)
+        index = (i_idx[keep], p_idx[keep], f_idx[keep], e_idx[keep])
+        correct[index] = table["correct"].to_numpy(zero_copy_only=False)[keep]
+        p_correct[index] = table["p_correct"].to_numpy(zero_copy_only=False)[keep]
+        pred[index] = table["pred"].to_numpy(zero_copy_only=False)[keep]
+        if not four_d:
+            correct, p_correct, pred = correct[..., 0], p_correct[..., 0], pred[..., 0]
+        if len(inst):
+            gold = inst.set_index("instance_id").loc[ids, "label"].astype(str).tolist() if len(ids) else []
+        else:
+            gold = []
+        lookup = {name: i for i, name in enumerate(label_list)}
+        labels = np.array([lookup.get(g, -1) for g in gold], dtype=np.int64) if gold else np.full(len(ids), -1)
+        return SeedArrays(
+            task=task, size=size, instance_ids=ids, labels=labels, label_list=label_list,
+            pretrain_seeds=p_list, finetune_seeds=f_list,
+            checkpoints=all_ckpts if checkpoint == "all" else ([max(all_ckpts)] if checkpoint == "last" else e_list),
+            correct=correct, p_correct=p_correct, pred=pred, missing=missing,
+        )
+
+    # -- summaries -----------------------------------------------------------------------
+    def run_accuracy(self, task: str, size: str | Sequence[str] | None = None,
+                     checkpoint: Any = "last") -> pd.DataFrame:
+        """Accuracy of each run: task, size, pretrain_seed, finetune_seed, checkpoint,
+        accuracy, n."""
+        files = self._run_files(task=task, size=size)
+        cols = ["task", "size", "pretrain_seed", "finetune_seed", "checkpoint", "accuracy", "n"]
+        if not files:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        params: list[Any] = [files]
+        src = ("read_parquet(?, hive_partitioning = true,"
+               " hive_types = {'task': VARCHAR, 'size': VARCHAR})")
+        query = (f"SELECT task, size, pretrain_seed, finetune_seed, checkpoint,"
+                 f" avg(correct::DOUBLE) AS accuracy, count(*) AS n FROM {src}"
+                 " GROUP BY ALL")
+        if checkpoint == "last":
+            query = (f"SELECT * EXCLUDE (last) FROM (SELECT *, max(checkpoint) OVER (PARTITION BY"
+                     f" task, size, pretrain_seed, finetune_seed) AS last FROM ({query}))"
+                     " WHERE checkpoint = last")
+        elif checkpoint not in (None, "all"):
+            query = f"SELECT * FROM ({query}) WHERE round(checkpoint, 4) = ?"
+            params.append(round(float(checkpoint), 4))
+        frame = self.sql(query + " ORDER BY size, pretrain_seed, finetune_seed, checkpoint", params)
+        return frame
+
+    def info(self) -> dict[str, Any]:
+        """Counts of what the store holds, per task."""
+        with self._read() as con:
+            def per_task(query: str) -> dict[str, int]:
+                return {r[0]: int(r[1]) for r in con.execute(query)}
+
+            runs = per_task("SELECT task, COUNT(*) FROM runs GROUP BY task")
+            preds = per_task("SELECT task, COALESCE(SUM(n_predictions), 0) FROM runs GROUP BY task")
+            inst = per_task("SELECT task, n_instances FROM instance_files")
+            masks = per_task("SELECT task, SUM(n_rows) FROM mask_files GROUP BY task")
+            ann = per_task("SELECT task, COUNT(*) FROM annotations GROUP BY task")
+            tasks_meta = {r[0]: {"simulated": bool(r[1]), "labels": json.loads(r[2])}
+                          for r in con.execute("SELECT task, simulated, label_list FROM tasks")}
+            sizes: dict[str, list[str]] = {}
+            for t, s in con.execute("SELECT DISTINCT task, size FROM runs"):
+                sizes.setdefault(t, []).append(s)
+        names = sorted({*runs, *inst, *masks, *ann, *tasks_meta})
+        per = {
+            t: {
+                "instances": inst.get(t, 0),
+                "runs": runs.get(t, 0),
+                "predictions": preds.get(t, 0),
+                "masks": masks.get(t, 0),
+                "annotations": ann.get(t, 0),
+                "sizes": _ordered_sizes(sizes.get(t, [])),
+                "simulated": tasks_meta.get(t, {}).get("simulated", False),
+            }
+            for t in names
+        }
+        total = {k: sum(v[k] for v in per.values())
+                 for k in ("instances", "runs", "predictions", "masks", "annotations")}
+        return {"home": str(self.home), "version": self.version(), "totals": total, "tasks": per}
+
+
+class _TxContext:
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.summary: dict[str, int] = {}
+
+    def __enter__(self) -> Transaction:
+        return self.tx
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.summary = self.tx.commit()
+            self.tx.summary = self.summary
+        else:
+            shutil.rmtree(self.tx.staging, ignore_errors=True)
+        return False
+
+
+# Sizes the seed studies used, smallest first; anything else sorts after by name.
+KNOWN_SIZE_ORDER = ["tiny", "mini", "small", "medium", "base", "large"]
+
+
+def _ordered_sizes(sizes: Iterable[str]) -> list[str]:
+    def key(s: str) -> tuple:
+        lowered = s.lower()
+        for i, name in enumerate(KNOWN_SIZE_ORDER):
+            if lowered == name:
+                return (0, i, 0.0, s)
+        return (1, 0, *seed_sort_key(s)[1:])
+    return sorted(set(sizes), key=key)
