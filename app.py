@@ -1,0 +1,39 @@
+"""seedlab dashboard: `streamlit run app.py`. Router and frame only.
+
+The sidebar (seedlab.ui.state.sidebar) picks the dataset, task, sizes, seeds and
+checkpoint for every page; the whole view lives in the URL query parameters.
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+from seedlab.ui.state import sidebar
+
+st.set_page_config(layout="wide", page_title="seedlab")
+
+HERE = Path(__file__).resolve().parent
+# (file, title, url_path, icon). Pages that do not exist yet (being built by others) are
+# left out until their file lands.
+PAGES = [
+    ("pages/overview.py", "Overview", "overview", ":material/dashboard:"),
+    ("pages/bias_variance.py", "Bias and variance", "bias-variance", ":material/stacked_bar_chart:"),
+    ("pages/agreement.py", "Agreement", "agreement", ":material/grid_on:"),
+    ("pages/decaying.py", "Decaying instances", "decaying", ":material/trending_down:"),
+    ("pages/annotate.py", "Annotate", "annotate", ":material/rate_review:"),
+    ("pages/masks.py", "Pruning masks", "masks", ":material/content_cut:"),
+    ("pages/significance.py", "Significance", "significance", ":material/functions:"),
+    ("pages/datamap.py", "Seed data map", "data-map", ":material/scatter_plot:"),
+    ("pages/runs.py", "Runs", "runs", ":material/play_circle:"),
+    ("pages/report.py", "Report", "report", ":material/description:"),
+]
+
+page = st.navigation(
+    [
+        st.Page(file, title=title, url_path=url_path, icon=icon, default=(url_path == "overview"))
+        for file, title, url_path, icon in PAGES
+        if (HERE / file).exists()
+    ]
+)
+sidebar()
+page.run()

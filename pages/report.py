@@ -1,0 +1,6 @@
+"""report page (being built)."""
+
+import streamlit as st
+
+st.title("report")
+st.info("This page is being built.")

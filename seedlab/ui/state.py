@@ -1,0 +1,381 @@
+"""The view state of the dashboard, kept in the URL query parameters.
+
+Everything a user chooses (dataset home, task, sizes, seeds, checkpoint, and each page's
+own widgets under a namespaced name such as ``agreement.metric``) is written to
+``st.query_params`` on every run, so a copied link reopens exactly the same view. A copy
+is also kept in ``st.session_state`` because switching pages may clear the query string;
+the next run writes it back.
+
+Pages use :func:`current` for the shared selection and :func:`url_param` /
+:func:`set_url_param` (or the ``url_*`` widget helpers, which do both) for their own state.
+Only ``app.py`` calls :func:`sidebar`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import streamlit as st
+
+# Query parameter names of the shared selection.
+HOME, TASK, SIZES, PRETRAIN, FINETUNE, CHECKPOINT = (
+    "home", "task", "sizes", "pretrain_seeds", "finetune_seeds", "checkpoint",
+)
+_SHADOW = "_seedlab_url_state"  # name -> value, survives page switches
+_SELECTION = "_seedlab_selection"
+
+
+@dataclass
+class Selection:
+    """What the sidebar selects, shared by every page.
+
+    ``checkpoint`` is ``'last'`` (each run's last checkpoint) or a checkpoint value as text.
+    Lists are empty when the task has no runs.
+    """
+
+    home: Path
+    task: str | None
+    sizes: list[str] = field(default_factory=list)
+    pretrain_seeds: list[str] = field(default_factory=list)
+    finetune_seeds: list[int] = field(default_factory=list)
+    checkpoint: str = "last"
+    all_sizes: list[str] = field(default_factory=list)
+    all_pretrain_seeds: list[str] = field(default_factory=list)
+    all_finetune_seeds: list[int] = field(default_factory=list)
+    checkpoints: list[float] = field(default_factory=list)
+
+    @property
+    def checkpoint_arg(self) -> str | float:
+        """The checkpoint as ``Store.arrays`` takes it: ``'last'`` or a number."""
+        return "last" if self.checkpoint == "last" else float(self.checkpoint)
+
+    def describe(self, sizes: Sequence[str] | None = None) -> str:
+        """Short text naming the data, for captions: task, sizes, seeds, checkpoint."""
+        sizes = list(sizes) if sizes is not None else self.sizes
+        ckpt = "last checkpoint" if self.checkpoint == "last" else f"checkpoint {self.checkpoint}"
+        return (
+            f"{self.task} · sizes {', '.join(sizes) or '-'} · pretraining seeds "
+            f"{_seed_text(self.pretrain_seeds)} · fine-tuning seeds "
+            f"{_seed_text(self.finetune_seeds)} · {ckpt}"
+        )
+
+
+def _seed_text(seeds: Sequence[Any]) -> str:
+    seeds = [str(s) for s in seeds]
+    if len(seeds) > 6:
+        return f"{seeds[0]}..{seeds[-1]} ({len(seeds)})"
+    return ", ".join(seeds) or "-"
+
+
+# ---------------------------------------------------------------------------------------
+# URL parameters
+
+
+def _shadow() -> dict[str, Any]:
+    if _SHADOW not in st.session_state:
+        st.session_state[_SHADOW] = {}
+    return st.session_state[_SHADOW]
+
+
+def _parse(raw: list[str], kind: Any) -> Any:
+    """Turn the query-string values of one name into a value of ``kind``."""
+    if kind is list or kind == list[str]:
+        return [str(v) for v in raw]
+    if kind == list[int]:
+        return [int(v) for v in raw]
+    if kind == list[float]:
+        return [float(v) for v in raw]
+    if not raw:
+        raise ValueError("empty")
+    text = raw[-1]
+    if kind is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(text)
+    if kind is dict:
+        return json.loads(text)
+    return kind(text)
+
+
+def _format(value: Any) -> str | list[str]:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def url_param(name: str, default: Any, kind: Any = str) -> Any:
+    """The value of ``name`` from the URL, else from this session, else ``default``.
+
+    ``kind`` is ``str``, ``int``, ``float``, ``bool``, ``dict`` (JSON), or ``list`` /
+    ``list[str]`` / ``list[int]`` / ``list[float]`` (a repeated parameter). A value that
+    does not parse falls back to the default. The value is written back to the URL.
+    """
+    value = default
+    if name in st.query_params:
+        try:
+            value = _parse(st.query_params.get_all(name), kind)
+        except (TypeError, ValueError):
+            value = default
+    elif name in _shadow():
+        value = _shadow()[name]
+    set_url_param(name, value)
+    return value
+
+
+def set_url_param(name: str, value: Any) -> None:
+    """Write ``name`` to the URL (and this session's copy); ``None`` removes it."""
+    shadow = _shadow()
+    if value is None:
+        shadow.pop(name, None)
+        if name in st.query_params:
+            del st.query_params[name]
+        return
+    shadow[name] = value
+    formatted = _format(value)
+    current = st.query_params.get_all(name)
+    wanted = formatted if isinstance(formatted, list) else [formatted]
+    if current != wanted:
+        st.query_params[name] = formatted
+
+
+def restore_url() -> None:
+    """Write this session's view state back to the URL (after a page switch cleared it)."""
+    for name, value in list(_shadow().items()):
+        if name not in st.query_params:
+            set_url_param(name, value)
+
+
+def share_url() -> str:
+    """The full link of the current view: the page's address plus the query string."""
+    base = ""
+    try:
+        base = st.context.url or ""
+    except Exception:  # noqa: BLE001 - no browser context (tests, bare runs)
+        base = ""
+    query = urlencode({k: st.query_params.get_all(k) for k in st.query_params}, doseq=True)
+    if not base:
+        return "?" + query
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+# ---------------------------------------------------------------------------------------
+# Widgets bound to URL parameters. Each takes the URL name, creates the widget with
+# ``key=name`` and keeps the URL in step with it.
+
+
+def _changed_outside(name: str, kind: Any) -> bool:
+    """Whether the URL holds a value for ``name`` that this session did not write (the user
+    edited the address or went back in history): then the URL wins over the widget."""
+    if name not in st.query_params or name not in _shadow():
+        return False
+    try:
+        return _parse(st.query_params.get_all(name), kind) != _shadow()[name]
+    except (TypeError, ValueError):
+        return False
+
+
+def _bind(name: str, default: Any, kind: Any, valid: Callable[[Any], Any] | None = None) -> str:
+    key = name
+    if key in st.session_state and not _changed_outside(name, kind):
+        value = st.session_state[key]
+    else:
+        value = url_param(name, default, kind)
+    if valid is not None:
+        value = valid(value)
+    st.session_state[key] = value
+    return key
+
+
+def url_selectbox(label: str, options: Sequence[Any], name: str, default: Any = None,
+                  kind: Any = str, **kwargs: Any) -> Any:
+    """``st.selectbox`` whose value lives in the URL under ``name``."""
+    options = list(options)
+    if not options:
+        return None
+    fallback = default if default in options else options[0]
+    key = _bind(name, fallback, kind, lambda v: v if v in options else fallback)
+    value = st.selectbox(label, options, key=key, **kwargs)
+    set_url_param(name, value)
+    return value
+
+
+def url_radio(label: str, options: Sequence[Any], name: str, default: Any = None,
+              kind: Any = str, **kwargs: Any) -> Any:
+    """``st.radio`` whose value lives in the URL under ``name``."""
+    options = list(options)
+    if not options:
+        return None
+    fallback = default if default in options else options[0]
+    key = _bind(name, fallback, kind, lambda v: v if v in options else fallback)
+    value = st.radio(label, options, key=key, **kwargs)
+    set_url_param(name, value)
+    return value
+
+
+def url_multiselect(label: str, options: Sequence[Any], name: str,
+                    default: Sequence[Any] | None = None, kind: Any = list,
+                    **kwargs: Any) -> list[Any]:
+    """``st.multiselect`` whose value lives in the URL under ``name`` (repeated)."""
+    options = list(options)
+    fallback = [v for v in (default if default is not None else options) if v in options]
+
+    def valid(values: Any) -> list[Any]:
+        kept = [v for v in (values or []) if v in options]
+        return kept if kept or not values else fallback
+
+    key = _bind(name, fallback, kind, valid)
+    value = st.multiselect(label, options, key=key, **kwargs)
+    set_url_param(name, list(value))
+    return list(value)
+
+
+def url_toggle(label: str, name: str, default: bool = False, **kwargs: Any) -> bool:
+    """``st.toggle`` whose value lives in the URL under ``name``."""
+    key = _bind(name, default, bool, lambda v: bool(v))
+    value = st.toggle(label, key=key, **kwargs)
+    set_url_param(name, bool(value))
+    return bool(value)
+
+
+def url_number(label: str, name: str, default: float, kind: Any = int,
+               min_value: float | None = None, max_value: float | None = None,
+               **kwargs: Any) -> Any:
+    """``st.number_input`` whose value lives in the URL under ``name``."""
+
+    def valid(v: Any) -> Any:
+        v = kind(v)
+        if min_value is not None and v < min_value:
+            v = kind(min_value)
+        if max_value is not None and v > max_value:
+            v = kind(max_value)
+        return v
+
+    key = _bind(name, default, kind, valid)
+    value = st.number_input(label, min_value=min_value, max_value=max_value, key=key, **kwargs)
+    set_url_param(name, value)
+    return value
+
+
+def url_slider(label: str, name: str, default: Any, kind: Any = float,
+               min_value: Any = None, max_value: Any = None, **kwargs: Any) -> Any:
+    """``st.slider`` whose value lives in the URL under ``name`` (one value)."""
+
+    def valid(v: Any) -> Any:
+        v = kind(v)
+        if min_value is not None:
+            v = max(v, kind(min_value))
+        if max_value is not None:
+            v = min(v, kind(max_value))
+        return v
+
+    key = _bind(name, default, kind, valid)
+    value = st.slider(label, min_value=min_value, max_value=max_value, key=key, **kwargs)
+    set_url_param(name, value)
+    return value
+
+
+def url_text(label: str, name: str, default: str = "", **kwargs: Any) -> str:
+    """``st.text_input`` whose value lives in the URL under ``name``."""
+    key = _bind(name, default, str, lambda v: str(v))
+    value = st.text_input(label, key=key, **kwargs)
+    set_url_param(name, value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# The shared sidebar
+
+
+def default_home() -> Path:
+    """``$SEEDLAB_HOME`` if set, else ``./data``."""
+    return Path(os.environ.get("SEEDLAB_HOME") or "data").resolve()
+
+
+def sidebar() -> Selection:
+    """Draw the shared sidebar (dataset, task, sizes, seeds, checkpoint, copy link, simulated
+    banner) and return the selection. Called by ``app.py`` only, once per run."""
+    from seedlab.ui import data  # late: data imports this module
+
+    restore_url()
+    with st.sidebar:
+        st.markdown("### Data")
+        home_text = url_text("Dataset (seedlab home)", HOME, str(default_home()),
+                             help="A folder holding a seedlab store (`seedlab import` writes"
+                                  " one). Defaults to $SEEDLAB_HOME or ./data.")
+        home = Path(home_text).expanduser()
+        selection = Selection(home=home, task=None)
+        if not home.exists() or not (home / "catalog.sqlite").exists():
+            st.warning(f"No seedlab store at `{home}`. Import data with `seedlab import ...`"
+                       " or choose another folder.")
+            st.session_state[_SELECTION] = selection
+            _copy_link()
+            return selection
+        ds = data.open_data(home)
+        tasks = ds.tasks()
+        if tasks.empty:
+            st.info("This store holds no tasks yet. Import data with `seedlab import ...`.")
+            st.session_state[_SELECTION] = selection
+            _copy_link()
+            return selection
+        task_names = tasks["task"].tolist()
+        task = url_selectbox("Task", task_names, TASK, task_names[0])
+        sizes = ds.sizes(task)
+        runs = ds.runs(task)
+        p_all = data.sorted_seeds(runs["pretrain_seed"].unique().tolist()) if len(runs) else []
+        f_all = sorted(int(s) for s in runs["finetune_seed"].unique()) if len(runs) else []
+        ckpts = ds.checkpoints(task)
+        selection = Selection(home=home, task=task, all_sizes=sizes, all_pretrain_seeds=p_all,
+                              all_finetune_seeds=f_all, checkpoints=ckpts)
+        if not sizes:
+            st.info(f"Task {task} has no runs yet.")
+        else:
+            selection.sizes = url_multiselect("Sizes", sizes, SIZES, sizes)
+            selection.pretrain_seeds = url_multiselect("Pretraining seeds", p_all, PRETRAIN,
+                                                       p_all)
+            selection.finetune_seeds = url_multiselect("Fine-tuning seeds", f_all, FINETUNE,
+                                                       f_all, kind=list[int])
+            ckpt_options = ["last"] + [_ckpt_text(c) for c in ckpts]
+            selection.checkpoint = url_selectbox(
+                "Checkpoint", ckpt_options, CHECKPOINT, "last",
+                help="'last' takes each run's last checkpoint.")
+        _copy_link()
+    row = tasks.set_index("task").loc[task]
+    if bool(row["simulated"]):
+        description = str(row.get("description") or "").strip()
+        st.warning("**Simulated data.** The predictions of task "
+                   f"`{task}` were generated, not produced by trained models. {description}",
+                   icon=":material/science:")
+    st.session_state[_SELECTION] = selection
+    return selection
+
+
+def _ckpt_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _copy_link() -> None:
+    with st.popover("Copy link", icon=":material/link:", width="stretch"):
+        st.caption("This link reopens exactly this view: dataset, task, sizes, seeds,"
+                   " checkpoint, page and the page's own settings. Copy it with the icon.")
+        st.code(share_url(), language=None, wrap_lines=True)
+
+
+def current() -> Selection:
+    """The selection the sidebar made in this run (pages call this)."""
+    selection = st.session_state.get(_SELECTION)
+    if selection is None:
+        return Selection(home=default_home(), task=None)
+    return selection
