@@ -1,0 +1,250 @@
+"""Prasanna, Rogers & Rumshisky (2020), "When BERT Plays the Lottery, All Tickets Are Winning":
+pruning masks and the evaluations of masked models.
+
+Layout (the authors' repository, folders ``masks/`` and ``evaluate_masked/``)::
+
+    masks/<setting>/<task>/seed_<seed>/head_mask.npy         (L, H) 1 = head kept, 0 = pruned
+    masks/<setting>/<task>/seed_<seed>/mlp_mask.npy          (L,)   1 = MLP kept
+    masks/<setting>/<task>/seed_<seed>/head_importance.npy   (L, H) optional
+    masks/<setting>/<task>/seed_<seed>/mlp_importance.npy    (L,)   optional
+    evaluate_masked/<experiment>/[<variant>/...]results.json {task: {metric: [mean, std]}}
+
+Each mask becomes rows ``(setting, task, seed, component, layer, head, kept, importance)``:
+L * H rows for a head mask, L rows (head = -1) for an MLP mask. A setting may hold only head
+masks (``heads``) or only MLP masks (``mlps``). Other files in a seed folder
+(``attn_entropy.npy``) are not masks and are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seedlab import schema
+from seedlab.errors import InputError
+from seedlab.store import Store
+
+SEED_FOLDER = re.compile(r"^seed_(-?\d+)$")
+COMPONENT_DIMS = {"head": 2, "mlp": 1}
+COMPONENT_SHAPES = {"head": "(layers, heads), e.g. (12, 12)", "mlp": "(layers,), e.g. (12,)"}
+
+
+def load_mask(path: Path, component: str) -> np.ndarray:
+    """Load one mask file as a boolean array: ``(L, H)`` for heads, ``(L,)`` for MLPs.
+
+    float32, float64, int and bool files are accepted; every value must be 0 or 1.
+    """
+    array = _load_npy(path)
+    _check_dims(path, array, component)
+    if array.dtype.kind not in "biuf":
+        raise InputError(path, f"mask has dtype {array.dtype}", expected="numbers 0 or 1")
+    values = np.asarray(array, dtype=np.float64)
+    bad = ~((values == 0) | (values == 1))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            path,
+            f"mask value {values[where]!r} at index {where} is not 0 or 1",
+            expected="a 0/1 mask (1 = kept, 0 = pruned)",
+        )
+    return values.astype(bool)
+
+
+def load_importance(path: Path, component: str, mask_shape: tuple[int, ...]) -> np.ndarray:
+    """Load an importance file; its shape must equal the mask's. Returns float64."""
+    array = _load_npy(path)
+    _check_dims(path, array, component)
+    if array.shape != mask_shape:
+        raise InputError(
+            path,
+            f"importance has shape {array.shape} but the mask beside it has shape {mask_shape}",
+            expected=f"shape {mask_shape}, the same as {component}_mask.npy",
+        )
+    if array.dtype.kind not in "biuf":
+        raise InputError(path, f"importance has dtype {array.dtype}", expected="numbers")
+    values = np.asarray(array, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise InputError(path, "importance holds NaN or infinite values", expected="finite numbers")
+    return values
+
+
+def mask_rows(seed: int, component: str, kept: np.ndarray,
+              importance: np.ndarray | None) -> pd.DataFrame:
+    """Long rows of one mask. ``kept``: (L, H) for heads or (L,) for MLPs.
+
+    Returns columns seed, component, layer, head (-1 for MLPs), kept, importance (NaN when
+    there is no importance file).
+    """
+    if component == "head":
+        layers, heads = np.meshgrid(np.arange(kept.shape[0]), np.arange(kept.shape[1]),
+                                    indexing="ij")
+        layer, head = layers.ravel(), heads.ravel()
+    else:
+        layer = np.arange(kept.shape[0])
+        head = np.full(kept.shape[0], -1)
+    imp = importance.ravel() if importance is not None else np.full(kept.size, np.nan)
+    return pd.DataFrame({
+        "seed": np.full(kept.size, seed, dtype=np.int64),
+        "component": component,
+        "layer": layer.astype(np.int32),
+        "head": head.astype(np.int32),
+        "kept": kept.ravel(),
+        "importance": imp,
+    })
+
+
+def read_masks(masks_root: Path) -> tuple[dict[tuple[str, str], pd.DataFrame], dict[str, Any]]:
+    """Read ``masks/<setting>/<task>/seed_<s>/``. Returns frames keyed by (setting, task) and
+    counts: settings, tasks (distinct setting/task pairs), seed folders, head and MLP masks,
+    and the seed folders that held no mask file."""
+    frames: dict[tuple[str, str], pd.DataFrame] = {}
+    counts: dict[str, Any] = {"settings": 0, "setting_tasks": 0, "seed_folders": 0,
+                              "head_masks": 0, "mlp_masks": 0, "empty_seed_folders": []}
+    for setting_dir in sorted(p for p in masks_root.iterdir() if p.is_dir()):
+        setting = _name(setting_dir, "setting")
+        counts["settings"] += 1
+        for task_dir in sorted(p for p in setting_dir.iterdir() if p.is_dir()):
+            task = _name(task_dir, "task")
+            parts = []
+            for seed_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
+                match = SEED_FOLDER.match(seed_dir.name)
+                if match is None:
+                    raise InputError(seed_dir, "folder name is not a seed folder",
+                                     expected="seed_<integer>, e.g. seed_42")
+                seed = int(match.group(1))
+                counts["seed_folders"] += 1
+                found = False
+                for component in ("head", "mlp"):
+                    mask_path = seed_dir / f"{component}_mask.npy"
+                    imp_path = seed_dir / f"{component}_importance.npy"
+                    if not mask_path.exists():
+                        if imp_path.exists():
+                            raise InputError(imp_path, "importance file without a mask beside it",
+                                             expected=f"{mask_path.name} in the same folder")
+                        continue
+                    kept = load_mask(mask_path, component)
+                    importance = (load_importance(imp_path, component, kept.shape)
+                                  if imp_path.exists() else None)
+                    parts.append(mask_rows(seed, component, kept, importance))
+                    counts[f"{component}_masks"] += 1
+                    found = True
+                if not found:
+                    counts["empty_seed_folders"].append(str(seed_dir))
+            if parts:
+                frames[(setting, task)] = pd.concat(parts, ignore_index=True)
+                counts["setting_tasks"] += 1
+    return frames, counts
+
+
+def read_evaluations(root: Path) -> pd.DataFrame:
+    """Read every ``results.json`` under ``root`` (``evaluate_masked/``).
+
+    ``experiment`` is the first folder below ``root``, ``variant`` the rest of the folder
+    path ('' when results.json sits directly in the experiment folder). Returns columns
+    ``schema.EVALUATION_COLUMNS``.
+    """
+    rows = []
+    for path in sorted(root.rglob("results.json")):
+        rel = path.parent.relative_to(root).parts
+        if not rel:
+            raise InputError(path, "results.json directly under evaluate_masked/",
+                             expected="evaluate_masked/<experiment>/[...]/results.json")
+        experiment, variant = rel[0], "/".join(rel[1:])
+        try:
+            payload = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            line = getattr(exc, "lineno", None)
+            raise InputError(path, f"not valid JSON: {exc}", line=line,
+                             expected="{task: {metric: [mean, std]}}") from None
+        if not isinstance(payload, dict):
+            raise InputError(path, f"top level is {type(payload).__name__}",
+                             expected="{task: {metric: [mean, std]}}")
+        for task, metrics in payload.items():
+            if not isinstance(metrics, dict):
+                raise InputError(path, f"task {task!r} maps to {type(metrics).__name__}",
+                                 field=task, expected="{metric: [mean, std]}")
+            for metric, value in metrics.items():
+                mean, std = _mean_std(path, task, metric, value)
+                rows.append((experiment, variant, str(task), str(metric), mean, std))
+    return pd.DataFrame(rows, columns=schema.EVALUATION_COLUMNS)
+
+
+def import_lottery(store: Store, path: str | Path) -> dict[str, Any]:
+    """Import a bert-experiments folder (holding ``masks/`` and/or ``evaluate_masked/``), or
+    a ``masks/`` folder itself. Everything is read and checked first, then written in one
+    transaction; importing the same files again changes nothing.
+
+    Returns the store's summary plus counts of what was found on disk.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(root, "not a folder", expected="a folder holding masks/ and/or"
+                         " evaluate_masked/")
+    masks_root = root / "masks" if (root / "masks").is_dir() else None
+    evals_root = root / "evaluate_masked" if (root / "evaluate_masked").is_dir() else None
+    if masks_root is None and evals_root is None:
+        if root.name == "masks":
+            masks_root = root
+        elif root.name == "evaluate_masked":
+            evals_root = root
+        else:
+            raise InputError(root, "holds neither masks/ nor evaluate_masked/",
+                             expected="the bert-experiments folder of Prasanna et al. (2020)")
+    frames, counts = read_masks(masks_root) if masks_root else ({}, {})
+    evaluations = read_evaluations(evals_root) if evals_root else pd.DataFrame()
+    with store.transaction("lottery", str(root)) as tx:
+        for (setting, task), frame in frames.items():
+            tx.add_masks(setting, task, frame)
+        if len(evaluations):
+            tx.add_evaluations(evaluations)
+    summary: dict[str, Any] = dict(tx.summary)
+    summary.update(counts)
+    summary["evaluation_rows"] = len(evaluations)
+    summary["evaluation_files"] = (len(list(evals_root.rglob("results.json")))
+                                   if evals_root else 0)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:  # object arrays need pickle: refused
+        raise InputError(path, f"cannot be read without pickle ({exc})",
+                         expected="a plain numeric .npy array") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be read: {exc}", expected="a .npy file") from None
+
+
+def _check_dims(path: Path, array: np.ndarray, component: str) -> None:
+    if array.ndim != COMPONENT_DIMS[component] or 0 in array.shape:
+        raise InputError(path, f"has shape {array.shape}",
+                         expected=f"a {component} array of shape {COMPONENT_SHAPES[component]}")
+
+
+def _name(folder: Path, kind: str) -> str:
+    try:
+        return schema.check_name(kind, folder.name)
+    except ValueError as exc:
+        raise InputError(folder, str(exc), expected=f"a {kind} folder name") from None
+
+
+def _mean_std(path: Path, task: str, metric: str, value: Any) -> tuple[float, float]:
+    ok = (isinstance(value, list) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    if not ok:
+        raise InputError(path, f"{task} / {metric} is {value!r}", field=f"{task}.{metric}",
+                         expected="[mean, std], two numbers")
+    mean, std = float(value[0]), float(value[1])
+    if math.isnan(mean):
+        raise InputError(path, f"{task} / {metric} mean is NaN", field=f"{task}.{metric}",
+                         expected="a number")
+    return mean, std
