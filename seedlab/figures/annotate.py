@@ -1,0 +1,82 @@
+"""Figures of the Annotate page: data in, ``go.Figure`` out, no Streamlit, no queries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from seedlab.schema import VERDICTS
+
+# One colour per verdict, the same on every figure.
+VERDICT_COLORS = {
+    "correct": "#2e7d32",
+    "reasonable": "#9e9d24",
+    "wrong": "#c62828",
+    "unsure": "#757575",
+}
+
+
+def accuracy_bars(accuracy: Mapping[str, float], *, title: str = "Accuracy per size",
+                  height: int = 220) -> go.Figure:
+    """Small bar chart of one instance's accuracy (share of runs right, 0..1) per size.
+
+    ``accuracy``: size -> accuracy, in the order to draw (smallest size first).
+    """
+    sizes = list(accuracy)
+    values = [float(accuracy[s]) for s in sizes]
+    fig = go.Figure(go.Bar(
+        x=sizes, y=values, marker_color="#1565c0",
+        text=[f"{v:.0%}" if np.isfinite(v) else "n/a" for v in values], textposition="outside",
+        hovertemplate="size %{x}: %{y:.1%} of runs right<extra></extra>",
+    ))
+    fig.update_layout(title=title, height=height, margin={"l": 40, "r": 10, "t": 50, "b": 30},
+                      xaxis_title="size", yaxis_title="accuracy over runs",
+                      yaxis_range=[0, 1.15], yaxis_tickformat=".0%", showlegend=False)
+    return fig
+
+
+def verdict_counts(current: pd.DataFrame, *, by: str = "annotator",
+                   title: str = "Verdicts per annotator") -> go.Figure:
+    """Stacked horizontal bars: how many current verdicts of each kind per ``by`` value.
+
+    ``current``: one row per (instance, annotator) with ``verdict`` and the ``by`` column.
+    """
+    fig = go.Figure()
+    if current.empty:
+        fig.update_layout(title=title, height=200)
+        return fig
+    table = (current.groupby([by, "verdict"]).size().unstack(fill_value=0)
+             .reindex(columns=list(VERDICTS), fill_value=0))
+    for verdict in VERDICTS:
+        fig.add_trace(go.Bar(
+            y=table.index.astype(str), x=table[verdict], name=verdict, orientation="h",
+            marker_color=VERDICT_COLORS[verdict],
+            hovertemplate=f"%{{y}}: %{{x}} {verdict}<extra></extra>",
+        ))
+    fig.update_layout(title=title, barmode="stack", xaxis_title="instances",
+                      yaxis_title=by, height=140 + 40 * len(table),
+                      legend_title="verdict", margin={"l": 80, "r": 10, "t": 60, "b": 40})
+    return fig
+
+
+def kappa_heatmap(pairwise: np.ndarray, annotators: Sequence[str], pair_n: np.ndarray, *,
+                  title: str = "Cohen's kappa between annotators") -> go.Figure:
+    """Heatmap of Cohen's kappa for each annotator pair.
+
+    ``pairwise``: (A, A) kappa (NaN where undefined); ``pair_n``: (A, A) shared items.
+    """
+    names = [str(a) for a in annotators]
+    text = [[("n/a" if not np.isfinite(pairwise[i, j]) else f"{pairwise[i, j]:.2f}")
+             + f"<br>n={int(pair_n[i, j])}" for j in range(len(names))]
+            for i in range(len(names))]
+    fig = go.Figure(go.Heatmap(
+        z=pairwise, x=names, y=names, zmin=-1, zmax=1, colorscale="RdBu",
+        text=text, texttemplate="%{text}", colorbar_title="kappa",
+        hovertemplate="%{y} vs %{x}: %{text}<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis_title="annotator", yaxis_title="annotator",
+                      height=260 + 40 * len(names), yaxis_autorange="reversed")
+    return fig
