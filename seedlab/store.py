@@ -22,6 +22,7 @@ Notebook API: ``Store(home)`` with ``predictions``, ``instances``, ``masks``,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import io
@@ -305,8 +306,12 @@ class Transaction:
             frame = _merge_instances(self._instances[task], frame, self.source)
         self._instances[task] = frame
 
-    def add_run(self, run: RunData) -> str:
-        """Validate and stage one run; returns its run id."""
+    def add_run(self, run: RunData, *, spill: bool = False) -> str:
+        """Validate and stage one run; returns its run id.
+
+        ``spill=True`` writes the run's Parquet file to the staging folder at once and keeps
+        only its metadata in memory, so a transaction of many large runs stays bounded.
+        """
         schema.check_name("task", run.task)
         schema.check_name("size", run.size)
         run_id = run_id_for(run.task, run.size, run.pretrain_seed, run.finetune_seed)
@@ -319,7 +324,15 @@ class Transaction:
             )
         table = _prediction_table(run, run_id)
         digest = _table_digest(table)
-        self._runs[run_id] = (run, table, digest)
+        if spill:
+            self.staging.mkdir(parents=True, exist_ok=True)
+            path = self.staging / f"run-{run_id}.parquet"
+            pq.write_table(table, path)
+            stats = _SpilledRun(path, _run_stats(table))
+            run = dataclasses.replace(run, table=table.schema.empty_table())
+            self._runs[run_id] = (run, stats, digest)
+        else:
+            self._runs[run_id] = (run, table, digest)
         return run_id
 
     def add_masks(self, setting: str, task: str, frame: pd.DataFrame) -> None:
@@ -422,7 +435,8 @@ class Transaction:
                         continue
                     rel = f"predictions/task={run.task}/size={run.size}/{run_id}-{digest[:8]}.parquet"
                     tmp = self.staging / f"run-{run_id}.parquet"
-                    pq.write_table(table, tmp)
+                    if not isinstance(table, _SpilledRun):
+                        pq.write_table(table, tmp)
                     moves.append((tmp, home / rel))
                     if old is not None:
                         stale.append(home / old[2])
@@ -575,11 +589,27 @@ def _prediction_table(run: RunData, run_id: str) -> pa.Table:
     return table.replace_schema_metadata({RUN_METADATA_KEY: json.dumps(meta, default=str)})
 
 
-def _run_row(run: RunData, run_id: str, table: pa.Table, digest: str, rel: str, now: str) -> tuple:
+@dataclass
+class _SpilledRun:
+    """A staged run whose table is already written to ``path`` (``add_run(spill=True)``)."""
+
+    path: Path
+    stats: tuple[list[float], int, float | None, int]
+
+
+def _run_stats(table: pa.Table) -> tuple[list[float], int, float | None, int]:
+    """(checkpoints, n_instances, accuracy at the last checkpoint, n_rows) of a run table."""
     checkpoints = sorted(set(table["checkpoint"].to_pylist()))
     n_instances = len(set(table["instance_id"].to_pylist())) if table.num_rows else 0
     last = table.filter(pa.compute.equal(table["checkpoint"], checkpoints[-1])) if checkpoints else table
     accuracy = float(np.mean(last["correct"].to_numpy(zero_copy_only=False))) if last.num_rows else None
+    return checkpoints, n_instances, accuracy, table.num_rows
+
+
+def _run_row(run: RunData, run_id: str, table: pa.Table | _SpilledRun, digest: str, rel: str,
+             now: str) -> tuple:
+    stats = table.stats if isinstance(table, _SpilledRun) else _run_stats(table)
+    checkpoints, n_instances, accuracy, n_rows = stats
     values = {
         "run_id": run_id,
         "task": run.task,
@@ -592,7 +622,7 @@ def _run_row(run: RunData, run_id: str, table: pa.Table, digest: str, rel: str, 
         "provenance": json.dumps(run.provenance, default=str),
         "checkpoints": json.dumps(checkpoints),
         "n_instances": n_instances,
-        "n_predictions": table.num_rows,
+        "n_predictions": n_rows,
         "accuracy": accuracy,
         "content_hash": digest,
         "file": rel,
