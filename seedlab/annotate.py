@@ -51,7 +51,7 @@ EXPORT_COLUMNS = [
 
 
 def instance_accuracy(
-    store: Store,
+    store: Store | Any,
     task: str,
     sizes: Sequence[str],
     pretrain_seeds: Sequence[Any] | None = None,
@@ -62,7 +62,8 @@ def instance_accuracy(
     """Accuracy of each instance for each size: the mean correctness over the runs
     (pretraining x fine-tuning seeds) of that size.
 
-    Returns a frame indexed by ``instance_id`` with one float column per size that has runs
+    ``store``: a ``Store``, or anything with its ``arrays`` method (the dashboard passes its
+    cached ``seedlab.ui.data.Data``). Returns a frame indexed by ``instance_id`` with one float column per size that has runs
     with those seeds (sizes without runs are left out), in the order given. Instances are
     those predicted by every kept size.
     """
