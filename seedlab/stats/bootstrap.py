@@ -1,0 +1,443 @@
+"""The Multi-Bootstrap (Sellam et al. 2021), extended to nested fine-tuning seeds.
+
+A replicate draws pretraining seeds (shared by both arms in the paired design), optionally
+fine-tuning runs within each drawn seed, and N examples shared by both arms; it scores
+each drawn run on the drawn examples, averages the runs of each drawn seed, then the
+drawn seeds. ``multibootstrap`` computes every replicate at once for metrics that are
+means over examples (multinomial example counts times per-run scores, matrix products in
+chunks); ``multibootstrap_loop`` is the straightforward per-replicate, per-run loop, kept
+for the benchmark and as a reference. Given the same seed both consume the random stream
+identically and return equal results.
+
+NaN in float predictions raises ValueError (drop missing runs first).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._common import make_rng, percentile_interval
+
+MEAN_METRICS = ("accuracy", "mean")
+EXACT_METRICS = ("f1", "mcc", "pearson")
+Metric = str | Callable[[np.ndarray, np.ndarray], float]
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass
+class _Design:
+    values: np.ndarray  # (R, N): per-example scores for mean metrics, else the predictions
+    labels: np.ndarray  # (N,)
+    preds: np.ndarray  # (R, N) as given (for exact metrics)
+    arms: dict[str, list[np.ndarray]]  # arm -> row indices of each of its seeds, in order
+    seed_names: dict[str, list[Any]]
+    paired: bool
+    warnings: list[str]
+
+    @property
+    def n_examples(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def _design(preds: np.ndarray, labels: np.ndarray, seeds: Sequence[Any], treatment: Any,
+            metric: Metric, paired: bool, finetune_seeds: Sequence[Any] | None) -> _Design:
+    p = np.asarray(preds)
+    y = np.asarray(labels)
+    seed_arr = np.asarray(seeds)
+    arm = np.asarray(treatment)
+    if p.ndim != 2:
+        raise ValueError(f"multibootstrap: preds must be (R, N), got shape {p.shape}")
+    n_runs, n = p.shape
+    if n == 0:
+        raise ValueError("multibootstrap: preds has no examples")
+    if y.shape != (n,):
+        raise ValueError(f"multibootstrap: labels must have shape ({n},), got {y.shape}")
+    if seed_arr.shape != (n_runs,):
+        raise ValueError(f"multibootstrap: seeds must have shape ({n_runs},), got"
+                         f" {seed_arr.shape}")
+    if arm.shape != (n_runs,) or arm.dtype.kind not in "bui":
+        raise ValueError(f"multibootstrap: treatment must be a ({n_runs},) bool array")
+    arm = arm.astype(bool)
+    if arm.all() or not arm.any():
+        raise ValueError("multibootstrap: treatment must mark at least one run of each arm"
+                         " (False = baseline, True = treatment)")
+    for name, arr in (("preds", p), ("labels", y)):
+        if arr.dtype.kind == "f" and np.isnan(arr).any():
+            raise ValueError(f"multibootstrap: {name} contains NaN (missing runs?)")
+    if finetune_seeds is not None:
+        fine = np.asarray(finetune_seeds)
+        if fine.shape != (n_runs,):
+            raise ValueError(f"multibootstrap: finetune_seeds must have shape ({n_runs},)")
+        keys = list(zip(arm.tolist(), seed_arr.tolist(), fine.tolist()))
+        if len(set(keys)) != len(keys):
+            raise ValueError("multibootstrap: a (arm, pretraining seed, fine-tuning seed)"
+                             " appears twice")
+
+    if metric == "accuracy":
+        values = (p == y[None, :]).astype(np.float32)
+    elif metric == "mean":
+        values = p.astype(np.float64)
+    else:
+        values = p
+
+    order: dict[str, list[Any]] = {}
+    for name, mask in (("base", ~arm), ("expt", arm)):
+        seen: dict[Any, None] = {}
+        for s in seed_arr[mask].tolist():
+            seen.setdefault(s, None)
+        order[name] = list(seen)
+    notes = []
+    if paired:
+        expt_set = set(order["expt"])
+        base_set = set(order["base"])
+        shared = [s for s in order["base"] if s in expt_set]
+        only = [s for s in order["base"] if s not in expt_set] + [
+            s for s in order["expt"] if s not in base_set]
+        if not shared:
+            raise ValueError("multibootstrap: paired design but the arms share no"
+                             " pretraining seed; use paired=False")
+        if only:
+            msg = (f"paired design: dropped pretraining seeds that only one arm has:"
+                   f" {only}")
+            warnings.warn(msg, stacklevel=3)
+            notes.append(msg)
+        order = {"base": shared, "expt": shared}
+    arms = {}
+    for name, mask in (("base", ~arm), ("expt", arm)):
+        arms[name] = [np.flatnonzero(mask & (seed_arr == s)) for s in order[name]]
+    return _Design(values, y, p, arms, order, paired, notes)
+
+
+# ---------------------------------------------------------------------------------------
+# Draws
+
+
+def _draw_seeds(gen: np.random.Generator, design: _Design, nboot: int, sample_seeds: bool,
+                sample_finetune: bool) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Per arm: drawn seed slots ``(nboot, S)`` (indices into the arm's seeds) and, for the
+    nested design, drawn run positions ``(nboot, S, Fmax)`` within each slot's seed."""
+    slots: dict[str, np.ndarray] = {}
+    if not sample_seeds:
+        for name in ("base", "expt"):
+            n_seeds = len(design.arms[name])
+            slots[name] = np.broadcast_to(np.arange(n_seeds), (nboot, n_seeds))
+    elif design.paired:
+        n_seeds = len(design.arms["base"])
+        shared = gen.integers(0, n_seeds, size=(nboot, n_seeds))
+        slots = {"base": shared, "expt": shared}
+    else:
+        for name in ("base", "expt"):
+            n_seeds = len(design.arms[name])
+            slots[name] = gen.integers(0, n_seeds, size=(nboot, n_seeds))
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for name in ("base", "expt"):
+        runs = None
+        if sample_finetune:
+            sizes = np.array([len(g) for g in design.arms[name]])
+            f_max = int(sizes.max())
+            highs = np.broadcast_to(sizes[slots[name]][:, :, None],
+                                    (nboot, slots[name].shape[1], f_max))
+            runs = gen.integers(0, highs)
+        out[name] = (slots[name], runs)
+    return out
+
+
+def _run_weights(design: _Design, name: str, slots: np.ndarray, runs: np.ndarray | None,
+                 n_runs: int) -> np.ndarray:
+    """``(nboot, R)`` weight of each run in the arm's score of each replicate."""
+    groups = design.arms[name]
+    nboot, n_slots = slots.shape
+    sizes = np.array([len(g) for g in groups])
+    f_max = int(sizes.max())
+    table = np.zeros((len(groups), f_max), dtype=np.int64)
+    for k, g in enumerate(groups):
+        table[k, :len(g)] = g
+    slot_sizes = sizes[slots]  # (nboot, S)
+    position = np.broadcast_to(np.arange(f_max), (nboot, n_slots, f_max))
+    valid = position < slot_sizes[:, :, None]
+    picked = position if runs is None else runs
+    rows = table[slots[:, :, None], np.where(valid, picked, 0)]
+    weight = np.where(valid, 1.0 / (n_slots * slot_sizes[:, :, None]), 0.0)
+    out = np.zeros((nboot, n_runs))
+    b_index = np.broadcast_to(np.arange(nboot)[:, None, None], rows.shape)
+    np.add.at(out, (b_index[valid], rows[valid]), weight[valid])
+    return out
+
+
+def _example_counts(gen: np.random.Generator, size: int, n: int) -> np.ndarray:
+    """``(size, n)`` multinomial counts: n example indices drawn per replicate."""
+    idx = gen.integers(0, n, size=(size, n), dtype=np.int32)
+    flat = idx.astype(np.int64) + (np.arange(size, dtype=np.int64) * n)[:, None]
+    return np.bincount(flat.ravel(), minlength=size * n).reshape(size, n)
+
+
+# ---------------------------------------------------------------------------------------
+# Metrics on weighted examples
+
+
+def _confusion(labels: np.ndarray, preds: np.ndarray, weights: np.ndarray, k: int
+               ) -> np.ndarray:
+    """``(R, k, k)`` weighted confusion matrices [true, predicted] for ``preds (R, N)``."""
+    n_runs = preds.shape[0]
+    cell = (np.arange(n_runs)[:, None] * k * k + labels[None, :] * k + preds).ravel()
+    w = np.broadcast_to(weights, preds.shape).ravel()
+    return np.bincount(cell, weights=w, minlength=n_runs * k * k).reshape(n_runs, k, k)
+
+
+def metric_values(metric: Metric, labels: np.ndarray, preds: np.ndarray,
+                  weights: np.ndarray | None = None) -> np.ndarray:
+    """The metric of each run on (weighted) examples.
+
+    Args:
+      metric: ``"accuracy"``, ``"mean"`` (mean of per-example scores, e.g. a loss),
+        ``"f1"`` (binary F1 of class 1; macro F1 over the gold classes with more than two
+        classes; 0 where undefined), ``"mcc"`` (Matthews correlation, multiclass form; 0
+        where undefined), ``"pearson"`` (of preds and labels; NaN where undefined), or a
+        callable ``metric(labels (n,), preds (n,)) -> float`` (examples repeated by
+        weight).
+      labels: ``(N,)``; preds: ``(R, N)``; weights: ``(N,)`` example counts (None = 1).
+
+    Returns:
+      ``(R,)`` float64.
+    """
+    p = np.asarray(preds)
+    y = np.asarray(labels)
+    w = np.ones(y.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = w.sum()
+    if callable(metric):
+        idx = np.repeat(np.arange(y.shape[0]), w.astype(np.int64))
+        return np.array([float(metric(y[idx], row[idx])) for row in p])
+    if metric == "accuracy":
+        return (p == y[None, :]) @ w / total
+    if metric == "mean":
+        return p.astype(np.float64) @ w / total
+    if metric == "pearson":
+        x = p.astype(np.float64)
+        z = y.astype(np.float64)
+        mx = x @ w / total
+        mz = z @ w / total
+        dx = x - mx[:, None]
+        dz = z - mz
+        cov = dx * dz @ w
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return cov / np.sqrt((dx * dx @ w) * (dz * dz @ w))
+    if metric in ("f1", "mcc"):
+        y_int = y.astype(np.int64)
+        p_int = p.astype(np.int64)
+        k = int(max(y_int.max(), p_int.max())) + 1
+        conf = _confusion(y_int, p_int, w, k)
+        if metric == "mcc":
+            t = conf.sum(axis=2)
+            q = conf.sum(axis=1)
+            c = np.trace(conf, axis1=1, axis2=2)
+            s = conf.sum(axis=(1, 2))
+            num = c * s - (t * q).sum(axis=1)
+            den = np.sqrt((s * s - (q * q).sum(axis=1)) * (s * s - (t * t).sum(axis=1)))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+        tp = np.diagonal(conf, axis1=1, axis2=2)
+        fp = conf.sum(axis=1) - tp
+        fn = conf.sum(axis=2) - tp
+        den = 2 * tp + fp + fn
+        f1 = np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 0.0)  # (R, k)
+        if k <= 2:
+            return f1[:, 1] if k == 2 else np.zeros(p.shape[0])
+        gold_classes = np.unique(y_int)
+        return f1[:, gold_classes].mean(axis=1)
+    raise ValueError(f"multibootstrap: unknown metric {metric!r}; expected one of"
+                     f" {MEAN_METRICS + EXACT_METRICS} or a callable")
+
+
+# ---------------------------------------------------------------------------------------
+# Reporting
+
+
+def _report(base: np.ndarray, expt: np.ndarray, *, confidence: float, expected_sign: int,
+            thresholds: Sequence[float] | None, seed: int | None, design: _Design,
+            estimate: tuple[float, float], options: dict) -> dict:
+    nboot = base.shape[0]
+    delta = expt - base
+    out: dict[str, Any] = {}
+    for name, draws in (("base", base), ("expt", expt), ("delta", delta)):
+        low, high = percentile_interval(draws, confidence)
+        out[name] = {"mean": float(draws.mean()), "low": float(low), "high": float(high)}
+    tail = (delta <= 0) if expected_sign >= 0 else (delta >= 0)
+    out["delta"]["p"] = float(max(tail.mean(), 1.0 / nboot))
+    if thresholds is not None:
+        out["thresholds"] = {float(t): float((delta > t).mean()) for t in thresholds}
+    out["estimate"] = {"base": estimate[0], "expt": estimate[1],
+                       "delta": estimate[1] - estimate[0]}
+    out["draws"] = {"base": base, "expt": expt, "delta": delta}
+    out["seed"] = seed
+    out["nboot"] = int(nboot)
+    out["confidence"] = confidence
+    out["n_examples"] = design.n_examples
+    out["seeds"] = {name: list(design.seed_names[name]) for name in ("base", "expt")}
+    out["runs"] = {name: int(sum(len(g) for g in design.arms[name]))
+                   for name in ("base", "expt")}
+    out["warnings"] = list(design.warnings)
+    out.update(options)
+    return out
+
+
+def _check_options(nboot: int, expected_sign: int, metric: Metric) -> None:
+    if int(nboot) < 1:
+        raise ValueError(f"multibootstrap: nboot must be >= 1, got {nboot}")
+    if expected_sign not in (1, -1):
+        raise ValueError(f"multibootstrap: expected_sign must be +1 or -1, got {expected_sign}")
+    if not callable(metric) and metric not in MEAN_METRICS + EXACT_METRICS:
+        raise ValueError(f"multibootstrap: unknown metric {metric!r}; expected one of"
+                         f" {MEAN_METRICS + EXACT_METRICS} or a callable")
+
+
+def _point_estimate(design: _Design, metric: Metric) -> tuple[float, float]:
+    scores = (design.values.mean(axis=1) if metric in MEAN_METRICS
+              else metric_values(metric, design.labels, design.preds))
+    out = []
+    for name in ("base", "expt"):
+        out.append(float(np.mean([scores[g].mean() for g in design.arms[name]])))
+    return out[0], out[1]
+
+
+# ---------------------------------------------------------------------------------------
+# Public entry points
+
+
+def multibootstrap(preds: np.ndarray, labels: np.ndarray, seeds: Sequence[Any],
+                   treatment: Any, *, paired: bool = True, nboot: int = 1000,
+                   sample_seeds: bool = True, sample_examples: bool = True,
+                   sample_finetune: bool = False, metric: Metric = "accuracy",
+                   confidence: float = 0.95, rng: int | np.random.Generator | None = None,
+                   finetune_seeds: Sequence[Any] | None = None,
+                   thresholds: Sequence[float] | None = None, expected_sign: int = 1,
+                   chunk: int = 64) -> dict:
+    """Multi-Bootstrap comparison of a baseline and a treatment arm (statistics.md 6).
+
+    Args:
+      preds: ``(R, N)`` per-run predicted class indices (``accuracy``, ``f1``, ``mcc``),
+        per-example scores (``mean``: e.g. a loss or correctness) or values (``pearson``).
+      labels: ``(N,)`` gold labels.
+      seeds: ``(R,)`` pretraining seed of each run.
+      treatment: ``(R,)`` bool, False = baseline arm, True = treatment arm.
+      paired: one seed draw shared by both arms, from the seeds both have (others are
+        dropped with a warning); else each arm draws from its own seeds.
+      nboot: number of replicates.
+      sample_seeds / sample_examples: resample pretraining seeds / examples (else use all).
+      sample_finetune: nested design, also resample runs within each drawn seed.
+      metric: ``"accuracy"`` or ``"mean"`` (vectorised), ``"f1"``, ``"mcc"``,
+        ``"pearson"`` or a callable (exact, one replicate at a time).
+      confidence: level of the percentile intervals.
+      rng: int seed, Generator, or None (a fresh seed, returned under ``"seed"``).
+      finetune_seeds: ``(R,)`` fine-tuning seed of each run (checked for duplicates).
+      thresholds: report ``P(delta > t)`` for each t.
+      expected_sign: +1: ``p = P(delta <= 0)``; -1: ``p = P(delta >= 0)``.
+      chunk: replicates per matrix product (memory ~ chunk x N x 12 bytes).
+
+    Returns:
+      ``{"base": {mean, low, high}, "expt": {mean, low, high}, "delta": {mean, low, high,
+      p}}`` (means and percentile intervals over replicates, delta = expt - base, p never
+      below 1/nboot), plus ``"thresholds"`` ({t: P(delta > t)}, when given),
+      ``"estimate"`` (full-data values), ``"draws"`` ((nboot,) arrays per arm and delta),
+      ``"seed"``, ``"nboot"``, ``"confidence"``, ``"n_examples"``, ``"seeds"`` (per arm),
+      ``"runs"``, ``"warnings"``, and the sampling options.
+    """
+    _check_options(nboot, expected_sign, metric)
+    design = _design(preds, labels, seeds, treatment, metric, paired, finetune_seeds)
+    gen, seed = make_rng(rng)
+    nboot = int(nboot)
+    n_runs, n = design.values.shape
+    drawn = _draw_seeds(gen, design, nboot, sample_seeds, sample_finetune)
+    weights = {name: _run_weights(design, name, *drawn[name], n_runs)
+               for name in ("base", "expt")}
+    used = np.flatnonzero((weights["base"] != 0).any(axis=0) | (weights["expt"] != 0).any(axis=0))
+    scores = np.empty((nboot, used.size))
+    if metric in MEAN_METRICS:
+        values = design.values[used]
+        if not sample_examples:
+            scores[:] = values.mean(axis=1)[None, :]
+        else:
+            # Counts are small integers and 0/1 scores sum exactly in float32 up to 2^24.
+            exact32 = values.dtype == np.float32 and n < 2**24
+            mat = values.T if exact32 else values.T.astype(np.float64)
+            for start in range(0, nboot, chunk):
+                size = min(chunk, nboot - start)
+                counts = _example_counts(gen, size, n)
+                counts = counts.astype(np.float32 if exact32 else np.float64)
+                scores[start:start + size] = (counts @ mat).astype(np.float64) / n
+    else:
+        for b in range(nboot):
+            w = _example_counts(gen, 1, n)[0] if sample_examples else None
+            scores[b] = metric_values(metric, design.labels, design.preds[used], w)
+    base = np.einsum("br,br->b", weights["base"][:, used], scores)
+    expt = np.einsum("br,br->b", weights["expt"][:, used], scores)
+    return _report(base, expt, confidence=confidence, expected_sign=expected_sign,
+                   thresholds=thresholds, seed=seed, design=design,
+                   estimate=_point_estimate(design, metric),
+                   options=_options(paired, sample_seeds, sample_examples, sample_finetune,
+                                    metric))
+
+
+def _options(paired: bool, sample_seeds: bool, sample_examples: bool, sample_finetune: bool,
+             metric: Metric) -> dict:
+    return {"paired": paired, "sample_seeds": sample_seeds, "sample_examples": sample_examples,
+            "sample_finetune": sample_finetune,
+            "metric": metric if isinstance(metric, str) else getattr(metric, "__name__", "custom")}
+
+
+def multibootstrap_loop(preds: np.ndarray, labels: np.ndarray, seeds: Sequence[Any],
+                        treatment: Any, *, paired: bool = True, nboot: int = 1000,
+                        sample_seeds: bool = True, sample_examples: bool = True,
+                        sample_finetune: bool = False, metric: Metric = "accuracy",
+                        confidence: float = 0.95,
+                        rng: int | np.random.Generator | None = None,
+                        finetune_seeds: Sequence[Any] | None = None,
+                        thresholds: Sequence[float] | None = None,
+                        expected_sign: int = 1) -> dict:
+    """The straightforward Multi-Bootstrap: for each replicate, for each drawn seed, for
+    each drawn run, score the run on the resampled examples (as the original code does).
+
+    Same arguments and result as ``multibootstrap``, and the same random stream: with the
+    same seed both give equal results. Slow; for reference and benchmarks.
+    """
+    _check_options(nboot, expected_sign, metric)
+    design = _design(preds, labels, seeds, treatment, metric, paired, finetune_seeds)
+    gen, seed = make_rng(rng)
+    nboot = int(nboot)
+    n = design.n_examples
+    drawn = _draw_seeds(gen, design, nboot, sample_seeds, sample_finetune)
+    arm_scores = {"base": np.empty(nboot), "expt": np.empty(nboot)}
+    for b in range(nboot):
+        if sample_examples:
+            idx = gen.integers(0, n, size=(1, n), dtype=np.int32)[0]
+        else:
+            idx = np.arange(n)
+        y = design.labels[idx]
+        for name in ("base", "expt"):
+            slots, runs = drawn[name]
+            seed_means = []
+            for j, s in enumerate(slots[b]):
+                group = design.arms[name][s]
+                rows = group if runs is None else group[runs[b, j, :len(group)]]
+                run_scores = []
+                for r in rows:
+                    if metric == "accuracy":
+                        run_scores.append(np.mean(design.preds[r, idx] == y))
+                    elif metric == "mean":
+                        run_scores.append(np.mean(design.values[r, idx]))
+                    else:
+                        run_scores.append(metric_values(metric, y, design.preds[r:r + 1, idx])[0])
+                seed_means.append(np.mean(run_scores))
+            arm_scores[name][b] = np.mean(seed_means)
+    return _report(arm_scores["base"], arm_scores["expt"], confidence=confidence,
+                   expected_sign=expected_sign, thresholds=thresholds, seed=seed,
+                   design=design, estimate=_point_estimate(design, metric),
+                   options=_options(paired, sample_seeds, sample_examples, sample_finetune,
+                                    metric))

@@ -1,0 +1,210 @@
+"""Bias-variance decomposition across pretraining seeds, fine-tuning seeds and checkpoints
+(Zhong et al. 2021), variance conditioned on bias, and the within/across seed difference.
+
+Notation: ``c[i, p, f]`` (or ``c[i, p, f, e]``) is the score of instance ``i`` for the run
+with pretraining seed ``p`` and fine-tuning seed ``f`` (at checkpoint ``e``): 0/1
+correctness (0/1 loss) or the gold-label probability (squared loss). ``s2`` is the sample
+variance with ddof = 1.
+
+NaN (a missing run) raises ValueError: every estimator here needs the full seed grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ._common import as_float_array, make_rng, percentile_interval, require_axis
+
+COMPONENTS = ("loss", "bias2", "var_pretrain", "var_finetune", "var_checkpoint")
+
+
+@dataclass
+class Decomposition:
+    """Per-instance terms of the decomposition; every array has shape ``(N,)``.
+
+    ``loss == bias2 + var_pretrain + var_finetune (+ var_checkpoint)`` for every instance.
+    The unbiased variance terms can be negative for a single instance; they are reported
+    as they are. ``var_checkpoint`` is None for 3-D input.
+    """
+
+    loss: np.ndarray
+    bias2: np.ndarray
+    var_pretrain: np.ndarray
+    var_finetune: np.ndarray
+    var_checkpoint: np.ndarray | None
+    n_pretrain: int
+    n_finetune: int
+    n_checkpoint: int | None = None
+
+    @property
+    def n_instances(self) -> int:
+        return int(self.loss.shape[0])
+
+    def components(self) -> dict[str, np.ndarray]:
+        """The present per-instance arrays by name (``var_checkpoint`` only for 4-D input)."""
+        out = {name: getattr(self, name) for name in COMPONENTS}
+        if out["var_checkpoint"] is None:
+            del out["var_checkpoint"]
+        return out
+
+    def summary(self) -> dict[str, float | None]:
+        """Means over instances: ``loss``, ``bias2``, ``var_pretrain``, ``var_finetune``,
+        ``var_checkpoint`` (None for 3-D input)."""
+        out: dict[str, float | None] = {
+            name: float(np.mean(arr)) for name, arr in self.components().items()
+        }
+        out.setdefault("var_checkpoint", None)
+        return {name: out[name] for name in COMPONENTS}
+
+
+def decompose(x: np.ndarray) -> Decomposition:
+    """Bias-variance decomposition of each instance's loss ``(1 - c)^2``.
+
+    Args:
+      x: scores ``(N, P, F)`` or ``(N, P, F, E)`` (instances x pretraining seeds x
+        fine-tuning seeds [x checkpoints]); needs P >= 2, F >= 2 (and E >= 2), no NaN.
+
+    Returns:
+      A ``Decomposition`` of ``(N,)`` arrays, following statistics.md section 1:
+      3-D: ``var_finetune = mean_p s2_f``, ``var_pretrain = s2_p(cbar_p) - var_finetune/F``;
+      4-D: ``var_checkpoint = mean_{p,f} s2_e``, ``vf_p = s2_f(cbar_pf) - mean_f s2_e / E``,
+      ``var_finetune = mean_p vf_p``,
+      ``var_pretrain = s2_p(cbar_p) - mean_p[mean_f s2_e / (E F) + vf_p / F]``;
+      ``bias2 = loss`` minus the variance terms.
+    """
+    c = as_float_array(x, "decompose: x", (3, 4))
+    require_axis(c, 1, 2, "decompose: x", "pretraining seeds")
+    require_axis(c, 2, 2, "decompose: x", "fine-tuning seeds")
+    loss = np.mean((1.0 - c.reshape(c.shape[0], -1)) ** 2, axis=1)
+    n_pre, n_fine = c.shape[1], c.shape[2]
+    if c.ndim == 3:
+        var_finetune = np.var(c, axis=2, ddof=1).mean(axis=1)
+        cbar_p = c.mean(axis=2)
+        var_pretrain = np.var(cbar_p, axis=1, ddof=1) - var_finetune / n_fine
+        bias2 = loss - var_pretrain - var_finetune
+        return Decomposition(loss, bias2, var_pretrain, var_finetune, None, n_pre, n_fine)
+
+    require_axis(c, 3, 2, "decompose: x", "checkpoints")
+    n_ckpt = c.shape[3]
+    s2_e = np.var(c, axis=3, ddof=1)  # (N, P, F)
+    var_checkpoint = s2_e.mean(axis=(1, 2))
+    cbar_pf = c.mean(axis=3)  # (N, P, F)
+    vf_p = np.var(cbar_pf, axis=2, ddof=1) - s2_e.mean(axis=2) / n_ckpt  # (N, P)
+    var_finetune = vf_p.mean(axis=1)
+    cbar_p = cbar_pf.mean(axis=2)  # (N, P)
+    leak = (s2_e.mean(axis=2) / (n_ckpt * n_fine) + vf_p / n_fine).mean(axis=1)
+    var_pretrain = np.var(cbar_p, axis=1, ddof=1) - leak
+    bias2 = loss - var_pretrain - var_finetune - var_checkpoint
+    return Decomposition(loss, bias2, var_pretrain, var_finetune, var_checkpoint,
+                         n_pre, n_fine, n_ckpt)
+
+
+def decomposition_ci(dec: Decomposition, nboot: int = 1000, confidence: float = 0.95,
+                     rng: int | np.random.Generator | None = None,
+                     chunk: int = 100) -> dict:
+    """Bootstrap over instances for the means in ``dec.summary()``.
+
+    Each replicate resamples the N instances with replacement (multinomial counts, matrix
+    products in chunks of ``chunk`` replicates).
+
+    Returns:
+      ``{name: {"mean", "low", "high", "std"}}`` for each present component (``mean`` is
+      the full-data mean, ``low``/``high`` the percentile interval, ``std`` the bootstrap
+      standard error), plus ``"seed"`` (the seed used, None for a passed Generator),
+      ``"nboot"`` and ``"n_instances"``.
+    """
+    if nboot < 1:
+        raise ValueError(f"decomposition_ci: nboot must be >= 1, got {nboot}")
+    gen, seed = make_rng(rng)
+    comps = dec.components()
+    names = list(comps)
+    values = np.stack([comps[n] for n in names], axis=1)  # (N, K)
+    n = values.shape[0]
+    draws = np.empty((nboot, len(names)))
+    for start in range(0, nboot, chunk):
+        size = min(chunk, nboot - start)
+        idx = gen.integers(0, n, size=(size, n))
+        counts = _row_bincount(idx, n)
+        draws[start:start + size] = counts @ values / n
+    low, high = percentile_interval(draws, confidence)
+    out: dict = {
+        name: {"mean": float(values[:, k].mean()), "low": float(low[k]),
+               "high": float(high[k]), "std": float(draws[:, k].std(ddof=1)) if nboot > 1
+               else float("nan")}
+        for k, name in enumerate(names)
+    }
+    out.update(seed=seed, nboot=int(nboot), n_instances=int(n), confidence=confidence)
+    return out
+
+
+def _row_bincount(idx: np.ndarray, n: int) -> np.ndarray:
+    """Counts ``(B, n)`` of each value in each row of ``idx (B, m)`` (float64)."""
+    rows = idx.shape[0]
+    flat = idx + (np.arange(rows, dtype=idx.dtype) * n)[:, None]
+    return np.bincount(flat.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+
+
+def variance_by_bias(dec: Decomposition, width: float = 0.025) -> pd.DataFrame:
+    """Mean variance terms of instances grouped by ``bias2`` (statistics.md section 2).
+
+    Bins of ``width`` over [0, 1]; values below 0 go into the first bin, above 1 into the
+    last. Empty bins are left out.
+
+    Returns:
+      DataFrame with one row per non-empty bin: ``bin`` (the bin's lower edge), mean
+      ``bias2``, mean ``var_pretrain``, mean ``var_finetune`` and ``count``.
+    """
+    if not 0 < width <= 1:
+        raise ValueError(f"variance_by_bias: width must be in (0, 1], got {width}")
+    n_bins = round(1.0 / width)
+    # The small tolerance keeps values on a bin edge (0.075 / 0.025 = 2.9999...) in the
+    # bin that edge opens.
+    index = np.clip(np.floor(dec.bias2 / width + 1e-9), 0, n_bins - 1).astype(np.int64)
+    frame = pd.DataFrame({"index": index, "bias2": dec.bias2,
+                          "var_pretrain": dec.var_pretrain, "var_finetune": dec.var_finetune})
+    grouped = frame.groupby("index", sort=True)
+    out = grouped[["bias2", "var_pretrain", "var_finetune"]].mean()
+    out["count"] = grouped.size().astype(np.int64)
+    out = out.reset_index()
+    out.insert(0, "bin", np.round(out.pop("index").to_numpy() * width, 10))
+    return out[["bin", "bias2", "var_pretrain", "var_finetune", "count"]]
+
+
+def within_across(c: np.ndarray) -> tuple[float, float]:
+    """Mean absolute difference between runs with the same and with different pretraining
+    seeds (statistics.md section 3).
+
+    Args:
+      c: correctness ``(N, P, F)``; needs P >= 2, F >= 2, no NaN.
+
+    Returns:
+      ``(within, across)``: within = mean over p and fine-tuning pairs a < b of
+      ``mean_i |c[i,p,a] - c[i,p,b]|``; across = mean over pretraining pairs a < b and all
+      fine-tuning seeds (d, e) of ``mean_i |c[i,a,d] - c[i,b,e]|``.
+    """
+    arr = as_float_array(c, "within_across: c", (3,))
+    require_axis(arr, 1, 2, "within_across: c", "pretraining seeds")
+    require_axis(arr, 2, 2, "within_across: c", "fine-tuning seeds")
+    n, n_pre, n_fine = arr.shape
+    dist = _mean_abs_distance(arr.reshape(n, n_pre * n_fine)).reshape(n_pre, n_fine,
+                                                                      n_pre, n_fine)
+    same = np.eye(n_pre, dtype=bool)[:, None, :, None] & ~np.eye(n_fine, dtype=bool)[None, :,
+                                                                                       None, :]
+    other = ~np.eye(n_pre, dtype=bool)[:, None, :, None] & np.ones((1, n_fine, 1, n_fine), bool)
+    # Both sets are symmetric, so the mean over ordered pairs equals that over a < b.
+    return float(dist[same].mean()), float(dist[other].mean())
+
+
+def _mean_abs_distance(x: np.ndarray) -> np.ndarray:
+    """``(R, R)`` matrix of ``mean_i |x[i, r] - x[i, s]|`` for ``x (N, R)``."""
+    n = x.shape[0]
+    if np.isin(x, (0.0, 1.0)).all():
+        # 0/1 scores: |a - b| = a (1 - b) + (1 - a) b, two matrix products.
+        ones = x.T @ (1.0 - x)
+        return (ones + ones.T) / n
+    from scipy.spatial.distance import cdist
+
+    return cdist(x.T, x.T, metric="cityblock") / n
