@@ -286,7 +286,7 @@ class SimulatedStudy:
         return self.expected_accuracy(large) < self.expected_accuracy(small)
 
     def true_components(self, size: str, score: str = "correct", *,
-                        checkpoints: str = "last", nodes: int = 40) -> dict[str, np.ndarray]:
+                        checkpoints: str = "last", nodes: int = 24) -> dict[str, np.ndarray]:
         """Variance components of the planted model per instance, as ``seedlab.stats.
         decompose`` estimates them (shared/docs/statistics.md, section 1).
 
@@ -329,14 +329,19 @@ class SimulatedStudy:
             e_c2 = h2 @ wts
         elif checkpoints == "all":
             v = prm.finetune_sd * x
-            m = mean[:, :, None] + u[None, :, None] + v[None, None, :]  # (N, Ku, Kv)
-            k, k2 = inner(m, prm.checkpoint_sd)
-            out["var_checkpoint"] = (k2 - k * k) @ wts @ wts
-            k_u = k @ wts  # (N, Ku)
-            out["var_finetune"] = ((k * k) @ wts - k_u**2) @ wts
+            n = self.n_instances
+            k_u, var_w, var_v, k2_u = (np.empty((n, nodes)) for _ in range(4))
+            for j, u_j in enumerate(u):  # one pretraining node at a time bounds memory
+                k, k2 = inner(mean + u_j + v[None, :], prm.checkpoint_sd)  # (N, Kv)
+                k_u[:, j] = k @ wts
+                var_w[:, j] = (k2 - k * k) @ wts
+                var_v[:, j] = (k * k) @ wts - k_u[:, j] ** 2
+                k2_u[:, j] = k2 @ wts
+            out["var_checkpoint"] = var_w @ wts
+            out["var_finetune"] = var_v @ wts
             e_c = k_u @ wts
             out["var_pretrain"] = (k_u * k_u) @ wts - e_c**2
-            e_c2 = k2 @ wts @ wts
+            e_c2 = k2_u @ wts
         else:
             raise ValueError("checkpoints must be 'last' or 'all'")
         out["loss"] = 1.0 - 2.0 * e_c + e_c2
