@@ -1,0 +1,190 @@
+"""``seedlab runs ...`` and ``seedlab worker``.
+
+    seedlab runs submit --spec FILE.json [--dry-run] [--start-workers]
+    seedlab runs submit --task T --model M --size S --pretrain-seed 0 1 --finetune-seeds 1 2 ...
+    seedlab runs list [--json] [--state STATE]
+    seedlab runs cancel ID | retry ID | logs ID
+    seedlab worker [--gpus 0,1] [--once]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from seedlab.runs import queue, spec, trainer
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    runs = sub.add_parser("runs", help="background fine-tuning runs: submit, list, cancel, logs")
+    rsub = runs.add_subparsers(dest="runs_command", metavar="ACTION")
+    rsub.required = True
+
+    submit = rsub.add_parser("submit", help="queue the jobs of a grid spec")
+    submit.add_argument("--spec", default=None, help="JSON file with the grid spec")
+    submit.add_argument("--task")
+    submit.add_argument("--data", help="the task's folder or file (not for rotten_tomatoes)")
+    submit.add_argument("--model", nargs="+", help="path, hub id or catalogue name")
+    submit.add_argument("--size", nargs="+")
+    submit.add_argument("--pretrain-seed", nargs="+", dest="pretrain_seed")
+    submit.add_argument("--finetune-seeds", nargs="+", type=int, dest="finetune_seeds")
+    submit.add_argument("--checkpoints", nargs="+", type=float)
+    for flag, kind in (("epochs", float), ("learning-rate", float), ("batch-size", int),
+                       ("max-seq-length", int), ("warmup", float), ("max-train-examples", int),
+                       ("max-eval-examples", int)):
+        submit.add_argument(f"--{flag}", type=kind, dest=flag.replace("-", "_"))
+    submit.add_argument("--intermediate-task", dest="intermediate_task")
+    submit.add_argument("--intermediate-data", dest="intermediate_data")
+    submit.add_argument("--prune", action="store_true", help="prune heads and MLPs after training")
+    submit.add_argument("--dry-run", action="store_true", help="show the jobs, queue nothing")
+    submit.add_argument("--start-workers", action="store_true",
+                        help="start the background worker pool after queueing")
+    submit.set_defaults(func=cmd_submit)
+
+    lst = rsub.add_parser("list", help="the job queue")
+    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--state", choices=queue.STATES, default=None)
+    lst.set_defaults(func=cmd_list)
+
+    for name, helptext in (("cancel", "cancel a queued or running job"),
+                           ("retry", "queue a failed or cancelled job again"),
+                           ("logs", "print a job's log")):
+        p = rsub.add_parser(name, help=helptext)
+        p.add_argument("id", type=int)
+        p.set_defaults(func=globals()[f"cmd_{name}"])
+
+    worker = sub.add_parser("worker", help="run queued jobs (one worker per GPU, or the CPU)")
+    worker.add_argument("--gpus", default=None, help="comma-separated GPU indices, e.g. 0,1")
+    worker.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--heartbeat", type=float, default=5.0, help="seconds between heartbeats")
+    worker.add_argument("--stale", type=float, default=120.0,
+                        help="re-queue running jobs whose heartbeat is older than this (s)")
+    worker.add_argument("--idle-exit", type=float, default=None, dest="idle_exit",
+                        help="exit after this many idle seconds (default: never)")
+    worker.add_argument("--device-label", default=None, dest="device_label",
+                        help=argparse.SUPPRESS)
+    worker.set_defaults(func=cmd_worker)
+
+
+def _grid_from_args(args: argparse.Namespace) -> spec.GridSpec:
+    if args.spec:
+        return spec.load_grid(args.spec)
+    data = {k: getattr(args, k) for k in (
+        "task", "data", "size", "pretrain_seed", "finetune_seeds", "checkpoints", "epochs",
+        "learning_rate", "batch_size", "max_seq_length", "warmup", "max_train_examples",
+        "max_eval_examples", "intermediate_task", "intermediate_data") if getattr(args, k) is not None}
+    if args.model:
+        data["model"] = args.model[0] if len(args.model) == 1 else args.model
+    if args.prune:
+        data["prune"] = True
+    return spec.parse_grid(data, "command line")
+
+
+def cmd_submit(store, args: argparse.Namespace) -> int:
+    grid = _grid_from_args(args)
+    jobs = grid.expand()
+    missing = spec.missing_jobs(store, grid)
+    active = queue.active_keys(store)
+    new = [j for j in missing if j.key not in active]
+    print(f"{len(jobs)} jobs in the grid: {len(jobs) - len(missing)} already in the store,"
+          f" {len(missing) - len(new)} already queued or running, {len(new)} to queue")
+    if args.dry_run:
+        for job in new:
+            print(f"  would queue {job.task} {job.size} pretrain_seed={job.pretrain_seed}"
+                  f" finetune_seed={job.finetune_seed} model={job.model}")
+        return 0
+    ids = queue.submit(store, new)
+    for job_id, job in zip(ids, new):
+        print(f"  queued job {job_id}: {job.task} {job.size} pretrain_seed={job.pretrain_seed}"
+              f" finetune_seed={job.finetune_seed}")
+    if args.start_workers and ids:
+        from seedlab.runs.executor import default_executor
+
+        workers = default_executor().start(store)
+        print(f"{len(workers)} worker(s) running: {', '.join(workers['device'])}")
+    return 0
+
+
+def cmd_list(store, args: argparse.Namespace) -> int:
+    queue.reap_stale(store)
+    frame = queue.jobs(store, state=args.state)
+    if args.json:
+        print(frame.drop(columns=["spec"]).to_json(orient="records", indent=2))
+        return 0
+    if frame.empty:
+        print("no jobs")
+        return 0
+    print(f"{'id':>5}  {'state':<10}{'task':<18}{'size':<8}{'pretrain':<10}{'ft':>5}"
+          f"  {'progress':<22}message")
+    for r in frame.itertuples():
+        prog = ""
+        if r.state == "running" and r.total:
+            eta = f", ETA {r.eta_s:.0f}s" if r.eta_s is not None and r.eta_s == r.eta_s else ""
+            prog = f"{r.phase} {r.step}/{r.total}{eta}"
+        elif r.state == "running":
+            prog = str(r.phase or "")
+        print(f"{r.id:>5}  {r.state:<10}{r.task:<18}{r.size:<8}{r.pretrain_seed:<10}"
+              f"{r.finetune_seed:>5}  {prog:<22}{r.message or ''}")
+    return 0
+
+
+def cmd_cancel(store, args: argparse.Namespace) -> int:
+    state = queue.cancel(store, args.id)
+    print(f"job {args.id}: {state}")
+    return 0
+
+
+def cmd_retry(store, args: argparse.Namespace) -> int:
+    state = queue.retry(store, args.id)
+    print(f"job {args.id}: {state}")
+    return 0
+
+
+def cmd_logs(store, args: argparse.Namespace) -> int:
+    path = trainer.log_path(store, args.id)
+    queue.get(store, args.id)
+    if not path.exists():
+        print(f"job {args.id} has no log yet (it has not started)")
+        return 0
+    sys.stdout.write(path.read_text(encoding="utf-8"))
+    return 0
+
+
+def cmd_worker(store, args: argparse.Namespace) -> int:
+    from seedlab.runs.executor import local_gpus
+    from seedlab.runs.worker import Worker, WorkerConfig
+
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    if gpus is None and args.device_label is None:
+        gpus = local_gpus()
+    if gpus and len(gpus) > 1:
+        # One process per GPU, each seeing only its own device.
+        children = []
+        for g in gpus:
+            env = dict(os.environ, CUDA_VISIBLE_DEVICES=g)
+            command = [sys.executable, "-m", "seedlab", "--home", str(store.home), "worker",
+                       "--gpus", g, "--heartbeat", str(args.heartbeat), "--stale", str(args.stale)]
+            if args.once:
+                command.append("--once")
+            if args.idle_exit is not None:
+                command += ["--idle-exit", str(args.idle_exit)]
+            children.append(subprocess.Popen(command, env=env))
+            time.sleep(0.5)
+        return max(child.wait() for child in children)
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[0]
+        device = f"cuda:{gpus[0]}"
+    else:
+        device = args.device_label or "cpu"
+    config = WorkerConfig(device=device, heartbeat_s=args.heartbeat, stale_s=args.stale,
+                          once=args.once, idle_exit_s=args.idle_exit)
+    worker = Worker(store, config)
+    print(f"worker {worker.id} on {device}: waiting for jobs", flush=True)
+    n = worker.run()
+    for job_id, state in worker.ran:
+        print(f"job {job_id}: {state}", flush=True)
+    print(f"worker {worker.id}: ran {n} job(s), exiting", flush=True)
+    return 0
