@@ -299,7 +299,7 @@ def _check_options(nboot: int, expected_sign: int, metric: Metric) -> None:
 
 
 def _point_estimate(design: _Design, metric: Metric) -> tuple[float, float]:
-    scores = (design.values.mean(axis=1) if metric in MEAN_METRICS
+    scores = (design.values.mean(axis=1, dtype=np.float64) if metric in MEAN_METRICS
               else metric_values(metric, design.labels, design.preds))
     out = []
     for name in ("base", "expt"):
@@ -362,7 +362,7 @@ def multibootstrap(preds: np.ndarray, labels: np.ndarray, seeds: Sequence[Any],
     if metric in MEAN_METRICS:
         values = design.values[used]
         if not sample_examples:
-            scores[:] = values.mean(axis=1)[None, :]
+            scores[:] = values.mean(axis=1, dtype=np.float64)[None, :]
         else:
             # Counts are small integers and 0/1 scores sum exactly in float32 up to 2^24.
             exact32 = values.dtype == np.float32 and n < 2**24
@@ -431,7 +431,7 @@ def multibootstrap_loop(preds: np.ndarray, labels: np.ndarray, seeds: Sequence[A
                     if metric == "accuracy":
                         run_scores.append(np.mean(design.preds[r, idx] == y))
                     elif metric == "mean":
-                        run_scores.append(np.mean(design.values[r, idx]))
+                        run_scores.append(np.mean(design.values[r, idx], dtype=np.float64))
                     else:
                         run_scores.append(metric_values(metric, y, design.preds[r:r + 1, idx])[0])
                 seed_means.append(np.mean(run_scores))

@@ -1,0 +1,215 @@
+"""seedlab.stats.decomposition: hand-checked cases, a loop reference, properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from seedlab import stats
+
+
+def reference_decompose(c: np.ndarray) -> dict[str, np.ndarray]:
+    """statistics.md section 1 written out with loops, one instance at a time."""
+    out = {k: [] for k in ("loss", "bias2", "var_pretrain", "var_finetune", "var_checkpoint")}
+    for x in c:
+        loss = np.mean((1 - x) ** 2)
+        if x.ndim == 2:
+            n_pre, n_fine = x.shape
+            vf = sum(np.var(x[p], ddof=1) for p in range(n_pre)) / n_pre
+            cbar = [np.mean(x[p]) for p in range(n_pre)]
+            vp = np.var(cbar, ddof=1) - vf / n_fine
+            vc = 0.0
+            out["var_checkpoint"].append(np.nan)
+        else:
+            n_pre, n_fine, n_ckpt = x.shape
+            s2e = np.array([[np.var(x[p, f], ddof=1) for f in range(n_fine)]
+                            for p in range(n_pre)])
+            vc = s2e.mean()
+            vf_p = np.array([np.var([x[p, f].mean() for f in range(n_fine)], ddof=1)
+                             - s2e[p].mean() / n_ckpt for p in range(n_pre)])
+            vf = vf_p.mean()
+            cbar = [x[p].mean() for p in range(n_pre)]
+            vp = np.var(cbar, ddof=1) - np.mean(
+                [s2e[p].mean() / (n_ckpt * n_fine) + vf_p[p] / n_fine for p in range(n_pre)])
+            out["var_checkpoint"].append(vc)
+        out["loss"].append(loss)
+        out["var_finetune"].append(vf)
+        out["var_pretrain"].append(vp)
+        out["bias2"].append(loss - vp - vf - vc)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def test_all_correct_and_all_wrong():
+    # Instance 0 always right: no loss, no variance. Instance 1 always wrong: loss 1 = bias2.
+    c = np.stack([np.ones((3, 2)), np.zeros((3, 2))])
+    dec = stats.decompose(c)
+    np.testing.assert_allclose(dec.loss, [0, 1])
+    np.testing.assert_allclose(dec.bias2, [0, 1])
+    np.testing.assert_allclose(dec.var_pretrain, [0, 0])
+    np.testing.assert_allclose(dec.var_finetune, [0, 0])
+    assert dec.var_checkpoint is None
+    assert dec.summary() == {"loss": 0.5, "bias2": 0.5, "var_pretrain": 0.0,
+                             "var_finetune": 0.0, "var_checkpoint": None}
+
+
+def test_one_noisy_seed():
+    # p0 = [1, 1], p1 = [1, 0]. loss = 1/4. s2_f = [0, 1/2] -> var_finetune = 1/4.
+    # cbar_p = [1, 1/2], s2_p = 1/8, var_pretrain = 1/8 - (1/4)/2 = 0, bias2 = 0.
+    dec = stats.decompose(np.array([[[1, 1], [1, 0]]], dtype=float))
+    assert dec.loss[0] == pytest.approx(0.25)
+    assert dec.var_finetune[0] == pytest.approx(0.25)
+    assert dec.var_pretrain[0] == pytest.approx(0.0)
+    assert dec.bias2[0] == pytest.approx(0.0)
+
+
+def test_pretraining_seed_only():
+    # p0 = [1, 1], p1 = [0, 0]: loss 1/2, var_finetune 0, var_pretrain = s2([1, 0]) = 1/2.
+    dec = stats.decompose(np.array([[[1, 1], [0, 0]]], dtype=float))
+    assert (dec.loss[0], dec.var_finetune[0], dec.var_pretrain[0], dec.bias2[0]) == \
+        pytest.approx((0.5, 0.0, 0.5, 0.0))
+
+
+def test_squared_loss_on_probabilities():
+    # Constant probability 0.8: loss = 0.2^2 = 0.04, all of it bias.
+    dec = stats.decompose(np.full((1, 2, 3), 0.8))
+    assert dec.loss[0] == pytest.approx(0.04)
+    assert dec.bias2[0] == pytest.approx(0.04)
+
+
+def test_checkpoints_hand_case():
+    # c[p0, f0] = [1, 0] over 2 checkpoints, every other run [1, 1].
+    # s2_e = 1/2 at (p0, f0), else 0 -> var_checkpoint = 1/8; loss = 1/8.
+    # cbar_pf: p0 = [1/2, 1], p1 = [1, 1]; vf_p0 = s2([1/2, 1]) - (1/4)/2 = 1/8 - 1/8 = 0.
+    # cbar_p = [3/4, 1], s2_p = 1/32; leak = mean_p[mean_f s2_e / 4] = (1/16 + 0)/2 = 1/32.
+    # var_pretrain = 0, var_finetune = 0, bias2 = 1/8 - 1/8 = 0.
+    c = np.ones((1, 2, 2, 2))
+    c[0, 0, 0, 1] = 0
+    dec = stats.decompose(c)
+    assert dec.var_checkpoint[0] == pytest.approx(0.125)
+    assert dec.loss[0] == pytest.approx(0.125)
+    assert dec.var_finetune[0] == pytest.approx(0.0)
+    assert dec.var_pretrain[0] == pytest.approx(0.0)
+    assert dec.bias2[0] == pytest.approx(0.0)
+    assert dec.summary()["var_checkpoint"] == pytest.approx(0.125)
+
+
+@pytest.mark.parametrize("shape", [(40, 4, 3), (40, 3, 4, 5)])
+def test_matches_loop_reference(shape):
+    c = np.random.default_rng(0).random(shape)
+    dec = stats.decompose(c)
+    ref = reference_decompose(c)
+    for name in ("loss", "bias2", "var_pretrain", "var_finetune"):
+        np.testing.assert_allclose(getattr(dec, name), ref[name], rtol=1e-12, atol=1e-14)
+    if len(shape) == 4:
+        np.testing.assert_allclose(dec.var_checkpoint, ref["var_checkpoint"], rtol=1e-12)
+
+
+def test_unbiased_on_a_variance_components_model():
+    # c = m + A_p + B_pf + C_pfe with known variances: each estimator recovers its own.
+    rng = np.random.default_rng(1)
+    n, n_pre, n_fine, n_ckpt = 20000, 4, 3, 3
+    c = (0.5 + rng.normal(0, 0.3, (n, n_pre, 1, 1)) + rng.normal(0, 0.2, (n, n_pre, n_fine, 1))
+         + rng.normal(0, 0.1, (n, n_pre, n_fine, n_ckpt)))
+    s = stats.decompose(c).summary()
+    assert s["var_pretrain"] == pytest.approx(0.09, abs=0.006)
+    assert s["var_finetune"] == pytest.approx(0.04, abs=0.002)
+    assert s["var_checkpoint"] == pytest.approx(0.01, abs=0.0005)
+
+
+def test_rejects_nan_and_too_few_seeds():
+    c = np.ones((2, 2, 2))
+    c[1, 0, 1] = np.nan
+    with pytest.raises(ValueError, match=r"NaN.*\(1, 0, 1\)"):
+        stats.decompose(c)
+    with pytest.raises(ValueError, match="fine-tuning seeds"):
+        stats.decompose(np.ones((2, 3, 1)))
+    with pytest.raises(ValueError, match="3-D or 4-D"):
+        stats.decompose(np.ones((2, 3)))
+
+
+scores = st.floats(0, 1, allow_nan=False, width=32)
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(2, 4), st.integers(2, 4)),
+              elements=scores)
+       | arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(2, 3), st.integers(2, 3),
+                                      st.integers(2, 3)), elements=scores))
+def test_terms_add_up_to_loss(c):
+    dec = stats.decompose(c)
+    total = dec.bias2 + dec.var_pretrain + dec.var_finetune
+    if dec.var_checkpoint is not None:
+        total = total + dec.var_checkpoint
+    np.testing.assert_allclose(total, dec.loss, atol=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(0, 1), st.integers(2, 4), st.integers(2, 4), st.sampled_from([None, 2, 3]))
+def test_constant_tensor_has_no_variance(value, n_pre, n_fine, n_ckpt):
+    shape = (3, n_pre, n_fine) if n_ckpt is None else (3, n_pre, n_fine, n_ckpt)
+    dec = stats.decompose(np.full(shape, value))
+    np.testing.assert_allclose(dec.var_pretrain, 0, atol=1e-12)
+    np.testing.assert_allclose(dec.var_finetune, 0, atol=1e-12)
+    if n_ckpt is not None:
+        np.testing.assert_allclose(dec.var_checkpoint, 0, atol=1e-12)
+    np.testing.assert_allclose(dec.bias2, (1 - value) ** 2, atol=1e-12)
+
+
+def test_decomposition_ci_is_reproducible_and_brackets_the_mean():
+    c = np.random.default_rng(2).integers(0, 2, (300, 4, 3)).astype(float)
+    dec = stats.decompose(c)
+    first = stats.decomposition_ci(dec, nboot=300, rng=7)
+    again = stats.decomposition_ci(dec, nboot=300, rng=7)
+    assert first["seed"] == 7 and first["nboot"] == 300 and first["n_instances"] == 300
+    for name in ("loss", "bias2", "var_pretrain", "var_finetune"):
+        assert first[name] == again[name]
+        assert first[name]["low"] < first[name]["mean"] < first[name]["high"]
+        # The bootstrap standard error of a mean is close to std / sqrt(N).
+        expected = getattr(dec, name).std(ddof=1) / np.sqrt(300)
+        assert first[name]["std"] == pytest.approx(expected, rel=0.2)
+    assert "var_checkpoint" not in first
+    unseeded = stats.decomposition_ci(dec, nboot=50)
+    assert isinstance(unseeded["seed"], int)
+    assert stats.decomposition_ci(dec, nboot=50, rng=unseeded["seed"]) == unseeded
+
+
+def test_variance_by_bias_bins():
+    # bias2 -0.1 (clipped into bin 0), 0.01, 0.02 -> bin 0; 0.03 -> bin 0.025; 1.2 -> last bin.
+    b = np.array([-0.1, 0.01, 0.02, 0.03, 1.2])
+    dec = stats.Decomposition(loss=b + 1, bias2=b, var_pretrain=np.array([1., 2, 3, 4, 5]),
+                              var_finetune=np.array([0., 0, 3, 1, 1]), var_checkpoint=None,
+                              n_pretrain=2, n_finetune=2)
+    frame = stats.variance_by_bias(dec)
+    assert list(frame.columns) == ["bin", "bias2", "var_pretrain", "var_finetune", "count"]
+    assert frame["bin"].tolist() == pytest.approx([0.0, 0.025, 0.975])
+    assert frame["count"].tolist() == [3, 1, 1]
+    assert frame["bias2"].tolist() == pytest.approx([(-0.1 + 0.01 + 0.02) / 3, 0.03, 1.2])
+    assert frame["var_pretrain"].tolist() == pytest.approx([2.0, 4.0, 5.0])
+    assert frame["var_finetune"].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    # A value on a bin edge opens that bin.
+    dec.bias2 = np.array([0.075, 0.05, 0.5, 0.5, 0.5])
+    assert stats.variance_by_bias(dec)["bin"].tolist() == pytest.approx([0.05, 0.075, 0.5])
+
+
+def test_within_across_hand_case():
+    # p0: f0 = [1, 1], f1 = [1, 0]; p1: f0 = [0, 0], f1 = [0, 1].
+    # within: |f0 - f1| = 1/2 for both seeds -> 1/2.
+    # across: (p0f0, p1f0) 1, (p0f0, p1f1) 1/2, (p0f1, p1f0) 1/2, (p0f1, p1f1) 1 -> 3/4.
+    c = np.zeros((2, 2, 2))
+    c[:, 0, 0] = [1, 1]
+    c[:, 0, 1] = [1, 0]
+    c[:, 1, 0] = [0, 0]
+    c[:, 1, 1] = [0, 1]
+    assert stats.within_across(c) == pytest.approx((0.5, 0.75))
+
+
+def test_within_across_probabilities_match_brute_force():
+    c = np.random.default_rng(3).random((30, 3, 4))
+    within = np.mean([np.abs(c[:, p, a] - c[:, p, b]).mean() for p in range(3)
+                      for a in range(4) for b in range(a + 1, 4)])
+    across = np.mean([np.abs(c[:, a, d] - c[:, b, e]).mean() for a in range(3)
+                      for b in range(a + 1, 3) for d in range(4) for e in range(4)])
+    assert stats.within_across(c) == pytest.approx((within, across), rel=1e-12)
