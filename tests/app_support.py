@@ -146,3 +146,52 @@ if __name__ == "__main__":  # build one by hand: python tests/app_support.py /tm
     import sys
 
     print(make_fixture_home(sys.argv[1]))
+
+
+# ---------------------------------------------------------------------------------------
+# AppTest support
+
+
+def navigation_only() -> None:
+    """Make AppTest treat ``app.py`` as an ``st.navigation`` app.
+
+    AppTest resets ``PagesManager.uses_pages_directory`` before every run, and because the
+    repository has a ``pages/`` folder it then reruns a page whose ``url_path`` equals its
+    file name (``overview``, ``agreement``, ...) as a legacy page script, without the
+    sidebar. The real server never does this (``st.navigation`` clears the flag on the
+    first run). Idempotent; call it before creating an AppTest.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "_seedlab_navigation_only", False):
+        return
+    original = PagesManager.__init__
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    PagesManager.__init__ = __init__  # type: ignore[method-assign]
+    PagesManager._seedlab_navigation_only = True  # type: ignore[attr-defined]
+
+
+def app_test(home: str | Path, page: str | None = None,
+             query: dict[str, str | list[str]] | None = None, timeout: float = 60):
+    """An AppTest of ``app.py`` over the store at ``home``, run once (on ``page``, e.g.
+    ``"pages/agreement.py"``, after the first run), with ``query`` set as the URL's query
+    parameters before the first run. ``SEEDLAB_HOME`` is set to ``home``."""
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    navigation_only()
+    os.environ["SEEDLAB_HOME"] = str(home)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"),
+                           default_timeout=timeout)
+    for name, value in (query or {}).items():
+        at.query_params[name] = value
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    return at

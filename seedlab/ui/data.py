@@ -182,6 +182,10 @@ class Data:
         """Mask evaluation results (``Store.evaluations``)."""
         return _evaluations(self.home, self.version)
 
+    def jobs(self, task: str) -> pd.DataFrame | None:
+        """Queued, running and failed jobs of a task, or None without a job queue."""
+        return job_table(self.store, task)
+
     def annotate(self, task: str, instance_id: str, annotator: str, verdict: str,
                  note: str = "") -> int:
         """Append one verdict to the annotation log (not cached; bumps the version)."""
@@ -211,3 +215,67 @@ def cached(func: Any) -> Any:
     the cache hashes them.
     """
     return st.cache_data(show_spinner=False, max_entries=64)(func)
+
+
+# ---------------------------------------------------------------------------------------
+# Summaries shared by pages
+
+
+def coverage(runs: pd.DataFrame, jobs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Status of every (size, pretrain_seed, finetune_seed) in the grid a task's runs span.
+
+    ``runs``: ``Store.runs`` rows of one task. ``jobs`` (optional): rows with ``size``,
+    ``pretrain_seed``, ``finetune_seed`` and ``status`` (queued, running, failed) from the
+    job queue; a finished run wins over a job. Returns size, pretrain_seed, finetune_seed,
+    status (present, missing, queued, running, failed).
+    """
+    cols = ["size", "pretrain_seed", "finetune_seed", "status"]
+    keys = runs[["size", "pretrain_seed", "finetune_seed"]].copy() if len(runs) else \
+        pd.DataFrame(columns=cols[:3])
+    if jobs is not None and len(jobs):
+        keys = pd.concat([keys, jobs[["size", "pretrain_seed", "finetune_seed"]]])
+    if keys.empty:
+        return pd.DataFrame(columns=cols)
+    sizes = ordered_sizes(keys["size"].astype(str).unique().tolist())
+    p_seeds = sorted_seeds(keys["pretrain_seed"].unique().tolist())
+    f_seeds = sorted(int(s) for s in keys["finetune_seed"].unique())
+    grid = pd.MultiIndex.from_product([sizes, p_seeds, f_seeds], names=cols[:3])
+    status = pd.Series("missing", index=grid, dtype=object)
+    if jobs is not None and len(jobs):
+        for row in jobs.itertuples(index=False):
+            key = (str(row.size), str(row.pretrain_seed), int(row.finetune_seed))
+            if key in status.index and str(row.status) in ("queued", "running", "failed"):
+                status[key] = str(row.status)
+    for row in runs.itertuples(index=False):
+        status[(str(row.size), str(row.pretrain_seed), int(row.finetune_seed))] = "present"
+    return status.rename("status").reset_index()
+
+
+def accuracy_by_size(accuracy: pd.DataFrame, sizes: Sequence[str]) -> pd.DataFrame:
+    """Mean, std (ddof 1), min, max and N (runs) of run accuracy per size, in ``sizes``
+    order. ``accuracy``: one row per run with ``size`` and ``accuracy``."""
+    grouped = accuracy.groupby("size")["accuracy"]
+    table = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1),
+                          "min": grouped.min(), "max": grouped.max(),
+                          "N runs": grouped.size()})
+    table = table.reindex([s for s in sizes if s in table.index])
+    table.index.name = "size"
+    return table.reset_index()
+
+
+def job_table(store: Store, task: str) -> pd.DataFrame | None:
+    """The job queue's rows of a task (size, pretrain_seed, finetune_seed, status), or None
+    while the job queue is not available."""
+    try:
+        from seedlab.runs import queue  # written by the runs engineer
+    except ImportError:
+        return None
+    lister = getattr(queue, "list_jobs", None) or getattr(queue, "jobs", None)
+    if lister is None:
+        return None
+    try:
+        jobs = pd.DataFrame(lister(store, task=task))
+    except Exception:  # noqa: BLE001 - the queue is optional for the overview
+        return None
+    needed = {"size", "pretrain_seed", "finetune_seed", "status"}
+    return jobs if needed <= set(jobs.columns) else None
