@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def checkpoint_of(epoch: int) -> float:
 def decaying_task_name(path: Path) -> str:
     """``mnliLargeWorseThanMini.pkl`` -> ``mnli``, ``sst-2LargeWorseThanMini.pkl`` -> ``sst-2``:
     the leading lower-case part of the file name."""
-    match = re.match(r"^([a-z0-9][a-z0-9_.+-]*)", path.name)
+    match = re.match(r"^([a-z0-9][a-z0-9_.+-]*)", path.stem)
     if not match:
         raise InputError(path, "cannot tell the task from the file name",
                          expected="a name such as mnliLargeWorseThanMini.pkl")
@@ -245,13 +246,26 @@ class _Fold:
 
 @dataclass
 class _TaskPlan:
+    """A validated task folder: its instances and what its runs will be built from."""
+
     task: str
     folder: Path
     label_list: list[str]
     instances: pd.DataFrame
-    gold: np.ndarray  # (N,) label index; -2 for HANS non-entailment; from data.json
-    runs: list[RunData] = field(default_factory=list)
+    gold: np.ndarray  # (N,) label index from data.json; -2 for HANS non-entailment
+    folds: list[_Fold]
+    tsv_runs: dict[tuple[str, str, int], list[int]]  # (size, p, f) -> epochs
+    hyperparameters: dict[str, Any]
+    correctness_path: Path | None = None
+    correctness_p_path: Path | None = None
+    correctness: dict[str, np.ndarray] = field(default_factory=dict)  # size -> (N, P, F, 4)
+    correctness_p: dict[str, np.ndarray] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+
+    def runs(self) -> Iterator[RunData]:
+        """Read, validate and yield every run: result files first, then tensor-only sizes."""
+        yield from _tsv_runs(self)
+        yield from _tensor_runs(self)
 
 
 def _load_json(path: Path) -> Any:
@@ -375,15 +389,25 @@ def _plan_task(root: Path, folder: Path) -> _TaskPlan:
         label_list = MNLI_LABELS
 
     instances, gold = _release_instances(task, folds, label_list)
-    plan = _TaskPlan(task, folder, label_list, instances, gold)
+    plan = _TaskPlan(task, folder, label_list, instances, gold, folds,
+                     _run_epochs(folds), _hyperparameters(folder),
+                     correctness_path, correctness_p_path)
     by_guid = bool((instances["instance_id"] == instances["guid"]).all())
     plan.report = {"instances": len(instances), "folds": len(fold_dirs) or None,
                    "instance_ids": "guid" if by_guid else "fold<k>:guid"}
-    hyper = _hyperparameters(folder)
-    tsv_runs = _tsv_runs(plan, folds, hyper)
-    plan.runs.extend(tsv_runs.values())
-    plan.report["runs_from_tsv"] = len(tsv_runs)
-    _tensor_runs(plan, folds, tsv_runs, correctness_path, correctness_p_path, hyper)
+    if correctness_path:
+        plan.correctness = _read_tensor(correctness_path, plan)
+    if correctness_p_path:
+        plan.correctness_p = _read_tensor(correctness_p_path, plan)
+    _check_tensors(plan)
+    tsv_sizes = {size for size, _, _ in plan.tsv_runs}
+    plan.report.update(
+        runs_from_tsv=len(plan.tsv_runs), runs_from_tensors=0, checked_against_tensors=0,
+        tensor_sizes_imported=sorted(set(plan.correctness) - tsv_sizes),
+    )
+    skipped = sorted(set(plan.correctness_p) - set(plan.correctness) - tsv_sizes)
+    if skipped:
+        plan.report["skipped_p_only_sizes"] = skipped
     return plan
 
 
@@ -468,7 +492,7 @@ def read_probabilities(path: Path, n_labels: int, n_rows: int, data_path: Path) 
     bad = ~np.isfinite(probs) | (probs < 0)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise InputError(path, f"probability {probs[row, col]!r} in column {col + 1}",
+        raise InputError(path, f"probability {float(probs[row, col])} in column {col + 1}",
                          line=int(row) + 1, field=f"column {col + 1}",
                          expected="finite probabilities >= 0")
     off = np.abs(probs.sum(axis=1) - 1.0) > ROW_SUM_TOLERANCE
@@ -532,12 +556,8 @@ def _model(size: str) -> str:
     return f"BERT-{size} (Zhong et al. 2021 pretraining)"
 
 
-def _tsv_runs(plan: _TaskPlan, folds: list[_Fold], hyper: dict[str, Any]
-              ) -> dict[tuple[str, str, int], RunData]:
-    """Build one RunData per (size, p, f) from the result files of every fold."""
-    by_run: dict[tuple[str, str, int], set[int]] = {}
-    for key in folds[0].results:
-        by_run.setdefault(key[:3], set()).add(key[3])
+def _run_epochs(folds: list[_Fold]) -> dict[tuple[str, str, int], list[int]]:
+    """(size, p, f) -> epochs of the result files; every fold must hold the same files."""
     for fold in folds[1:]:
         if set(fold.results) != set(folds[0].results):
             extra = min(set(fold.results) ^ set(folds[0].results))
@@ -545,31 +565,72 @@ def _tsv_runs(plan: _TaskPlan, folds: list[_Fold], hyper: dict[str, Any]
                              f" hold different result files (e.g. size {extra[0]}, p {extra[1]},"
                              f" f {extra[2]}, epoch {extra[3]})",
                              expected="the same runs and epochs in every fold")
+    by_run: dict[tuple[str, str, int], list[int]] = {}
+    for key in sorted(folds[0].results):
+        by_run.setdefault(key[:3], []).append(key[3])
+    return by_run
+
+
+def _hyper(plan: _TaskPlan, size: str) -> dict[str, Any]:
+    value = plan.hyperparameters.get(size)
+    return value if isinstance(value, dict) else {}
+
+
+def _tsv_runs(plan: _TaskPlan) -> Iterator[RunData]:
+    """One RunData per (size, p, f), from the result files of every fold (concatenated in
+    fold order), cross-checked against the correctness tensors where they hold the run."""
     n_labels = len(plan.label_list)
     ids = pa.array(plan.instances["instance_id"].tolist(), pa.string())
-    runs: dict[tuple[str, str, int], RunData] = {}
-    for (size, p, f), epochs in sorted(by_run.items()):
+    for (size, p, f), epochs in plan.tsv_runs.items():
         parts = []
         files = []
-        for epoch in sorted(epochs):
+        for epoch in epochs:
+            paths = [fold.results[(size, p, f, epoch)] for fold in plan.folds]
             probs = np.concatenate([
-                read_probabilities(fold.results[(size, p, f, epoch)], n_labels,
-                                   len(fold.predict), fold.folder / "data.json")
-                for fold in folds])
-            files += [str(fold.results[(size, p, f, epoch)]) for fold in folds]
+                read_probabilities(path, n_labels, len(fold.predict), fold.folder / "data.json")
+                for path, fold in zip(paths, plan.folds)])
+            files += [str(path) for path in paths]
             pred, correct, p_correct = score(probs, plan.gold, plan.label_list)
+            _cross_check(plan, size, p, f, epoch, correct, p_correct, paths[0])
             parts.append(pa.table({
                 "checkpoint": pa.array(np.full(len(pred), checkpoint_of(epoch))),
                 "instance_id": ids, "pred": pa.array(pred), "correct": pa.array(correct),
                 "p_correct": pa.array(p_correct.astype(np.float32)), "probs": _probs_list(probs),
             }))
-        runs[(size, p, f)] = RunData(
+        yield RunData(
             task=plan.task, size=size, pretrain_seed=p, finetune_seed=f,
             table=pa.concat_tables(parts), source=RELEASE_KIND, model=_model(size),
-            hyperparameters=hyper.get(size, {}) if isinstance(hyper.get(size), dict) else {},
+            hyperparameters=_hyper(plan, size),
             provenance={"file": files[0], "files": files, "format": "zhong results tsv"},
         )
-    return runs
+
+
+def _cross_check(plan: _TaskPlan, size: str, p: str, f: int, epoch: int, correct: np.ndarray,
+                 p_correct: np.ndarray, tsv: Path) -> None:
+    """Compare one checkpoint of a result-file run with the tensors, where they hold it
+    (pretraining seed p at tensor index p-1, fine-tuning seed f at f-1, epochs 9..12)."""
+    if not p.isdigit() or epoch not in TENSOR_EPOCHS:
+        return
+    pi, fi, e = int(p) - TENSOR_SEED_BASE, f - TENSOR_SEED_BASE, TENSOR_EPOCHS.index(epoch)
+    for tensors, path, column, values, tol in (
+        (plan.correctness, plan.correctness_path, "correct", correct, 0.0),
+        (plan.correctness_p, plan.correctness_p_path, "p_correct", p_correct,
+         P_CORRECT_TOLERANCE),
+    ):
+        array = tensors.get(size)
+        if array is None or not (0 <= pi < array.shape[1] and 0 <= fi < array.shape[2]):
+            continue
+        expected = array[:, pi, fi, e]
+        diff = np.abs(values.astype(np.float64) - expected) > tol
+        if diff.any():
+            i = int(np.argmax(diff))
+            raise InputError(
+                path, f"{column} of predict item {i} ({plan.instances['guid'].iloc[i]!r}) is"
+                f" {expected[i]:.4g} here but {float(values[i]):.4g} from {tsv}"
+                f" ({int(diff.sum())} of {len(diff)} items differ at size {size}, p {p}, f {f},"
+                f" epoch {epoch}/3)", field=size,
+                expected="tensors computed from the same result files")
+        plan.report["checked_against_tensors"] += 1
 
 
 # -- correctness tensors -------------------------------------------------------------------
@@ -611,69 +672,46 @@ def _read_tensor(path: Path, plan: _TaskPlan) -> dict[str, np.ndarray]:
     return out
 
 
-def _tensor_runs(plan: _TaskPlan, folds: list[_Fold], tsv_runs: dict[tuple[str, str, int], RunData],
-                 c_path: Path | None, p_path: Path | None, hyper: dict[str, Any]) -> None:
-    correct_t = _read_tensor(c_path, plan) if c_path else {}
-    p_t = _read_tensor(p_path, plan) if p_path else {}
-    for size, array in correct_t.items():
-        if not np.isin(array, (0.0, 1.0)).all():
-            bad = tuple(int(x) for x in np.argwhere(~np.isin(array, (0.0, 1.0)))[0])
-            raise InputError(c_path, f"value {array[bad]!r} at index {bad}", field=size,
-                             expected="0 or 1 (correct or not)")
-        if size in p_t and p_t[size].shape != array.shape:
-            raise InputError(p_path, f"size {size!r} has shape {p_t[size].shape} but {c_path}"
-                             f" has {array.shape}", field=size, expected="the same shape")
-    for size, array in p_t.items():
-        bad_mask = ~np.isfinite(array) | (array < -P_CORRECT_TOLERANCE)
-        bad_mask |= array > 1 + P_CORRECT_TOLERANCE
+def _check_tensors(plan: _TaskPlan) -> None:
+    """Values in range and the two tensors' shapes in agreement."""
+    for size, array in plan.correctness.items():
+        bad_mask = ~np.isin(array, (0.0, 1.0))
         if bad_mask.any():
             bad = tuple(int(x) for x in np.argwhere(bad_mask)[0])
-            raise InputError(p_path, f"value {array[bad]!r} at index {bad}", field=size,
-                             expected="a probability in [0, 1]")
+            raise InputError(plan.correctness_path, f"value {array[bad]!r} at index {bad}",
+                             field=size, expected="0 or 1 (correct or not)")
+        other = plan.correctness_p.get(size)
+        if other is not None and other.shape != array.shape:
+            raise InputError(plan.correctness_p_path, f"size {size!r} has shape {other.shape}"
+                             f" but {plan.correctness_path} has {array.shape}", field=size,
+                             expected="the same shape in correctness/ and correctness_p/")
+    for size, array in plan.correctness_p.items():
+        bad_mask = (~np.isfinite(array) | (array < -P_CORRECT_TOLERANCE)
+                    | (array > 1 + P_CORRECT_TOLERANCE))
+        if bad_mask.any():
+            bad = tuple(int(x) for x in np.argwhere(bad_mask)[0])
+            raise InputError(plan.correctness_p_path, f"value {array[bad]!r} at index {bad}",
+                             field=size, expected="a probability in [0, 1]")
 
-    tsv_sizes = {size for size, _, _ in tsv_runs}
-    checked = 0
-    # Cross-check: every TSV run the tensors also hold must agree with them.
-    for (size, p, f), run in tsv_runs.items():
-        for tensor, path, column, tol in ((correct_t, c_path, "correct", 0.0),
-                                          (p_t, p_path, "p_correct", P_CORRECT_TOLERANCE)):
-            if size not in tensor or not p.isdigit():
-                continue
-            pi, fi = int(p) - TENSOR_SEED_BASE, f - TENSOR_SEED_BASE
-            array = tensor[size]
-            if not (0 <= pi < array.shape[1] and 0 <= fi < array.shape[2]):
-                continue
-            table = run.table
-            ckpts = table["checkpoint"].to_numpy()
-            values = table[column].to_numpy(zero_copy_only=False).astype(np.float64)
-            for e, epoch in enumerate(TENSOR_EPOCHS):
-                rows = np.isclose(ckpts, checkpoint_of(epoch))
-                if not rows.any():
-                    continue
-                diff = np.abs(values[rows] - array[:, pi, fi, e]) > tol
-                if diff.any():
-                    i = int(np.argmax(diff))
-                    raise InputError(
-                        path, f"{column} of instance {i} ({plan.instances['guid'].iloc[i]!r})"
-                        f" is {array[i, pi, fi, e]:.4g} here but {values[rows][i]:.4g} in the"
-                        f" result files of size {size}, p {p}, f {f}, epoch {epoch}/3"
-                        f" ({int(diff.sum())} instances differ); the result file is"
-                        f" {run.provenance['files'][0]}", field=size,
-                        expected="the tensors computed from the same result files")
-                checked += 1
-    plan.report["checked_against_tensors"] = checked
 
-    # Sizes with tensors but no result files become runs without class probabilities.
-    added = 0
+def _tensor_runs(plan: _TaskPlan) -> Iterator[RunData]:
+    """Runs of the sizes that have a correctness tensor but no result files.
+
+    The class probabilities are unknown: ``probs`` is empty, ``pred`` is the gold index
+    where the run was correct and -1 (unknown) elsewhere, ``p_correct`` comes from
+    correctness_p where present, else NaN.
+    """
+    n = len(plan.instances)
     ids = pa.array(plan.instances["instance_id"].tolist(), pa.string())
-    skipped = sorted(set(p_t) - set(correct_t) - tsv_sizes)
-    for size, array in sorted(correct_t.items()):
-        if size in tsv_sizes:
-            continue
-        n, n_p, n_f, _ = array.shape
-        p_array = p_t.get(size)
-        for pi in range(n_p):
-            for fi in range(n_f):
+    empty_probs = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)),
+                                           pa.array([], pa.float32()))
+    for size in plan.report["tensor_sizes_imported"]:
+        array = plan.correctness[size]
+        p_array = plan.correctness_p.get(size)
+        files = [str(plan.correctness_path)] + (
+            [str(plan.correctness_p_path)] if p_array is not None else [])
+        for pi in range(array.shape[1]):
+            for fi in range(array.shape[2]):
                 parts = []
                 for e, epoch in enumerate(TENSOR_EPOCHS):
                     correct = array[:, pi, fi, e] == 1.0
@@ -685,25 +723,18 @@ def _tensor_runs(plan: _TaskPlan, folds: list[_Fold], tsv_runs: dict[tuple[str, 
                         "instance_id": ids, "pred": pa.array(pred),
                         "correct": pa.array(correct),
                         "p_correct": pa.array(p_correct.astype(np.float32)),
-                        "probs": pa.array([[]] * n, pa.list_(pa.float32())),
+                        "probs": empty_probs,
                     }))
-                files = [str(c_path)] + ([str(p_path)] if p_array is not None else [])
-                plan.runs.append(RunData(
+                plan.report["runs_from_tensors"] += 1
+                yield RunData(
                     task=plan.task, size=size, pretrain_seed=str(pi + TENSOR_SEED_BASE),
                     finetune_seed=fi + TENSOR_SEED_BASE, table=pa.concat_tables(parts),
-                    source=RELEASE_KIND, model=_model(size),
-                    hyperparameters=hyper.get(size, {}) if isinstance(hyper.get(size), dict)
-                    else {},
-                    provenance={"file": str(c_path), "files": files,
-                                "format": "zhong correctness tensor",
-                                "tensor_index": [pi, fi],
-                                "pred": "unknown: the gold index where correct, else -1",
-                                "probs": "unknown: empty"},
-                ))
-                added += 1
-    plan.report["runs_from_tensors"] = added
-    if skipped:
-        plan.report["skipped_p_only_sizes"] = skipped
+                    source=RELEASE_KIND, model=_model(size), hyperparameters=_hyper(plan, size),
+                    provenance={"file": str(plan.correctness_path), "files": files,
+                                "format": "zhong correctness tensor", "tensor_index": [pi, fi],
+                                "pred": "the gold index where correct, else -1 (unknown)",
+                                "probs": "unknown (empty)"},
+                )
 
 
 def import_zhong(store: Store, path: str | Path, tasks: list[str] | None = None,
@@ -711,13 +742,15 @@ def import_zhong(store: Store, path: str | Path, tasks: list[str] | None = None,
     """Import Zhong et al.'s prediction release at ``path`` (the folder holding one folder
     per task, or one task folder).
 
-    Every task folder is read and validated first (data.json, every result file, the
-    correctness tensors); then instances, label lists and runs are written in one
-    transaction. ``tasks`` limits the import to those task folders; ``replace`` lets a run
-    replace a stored run with the same key but other predictions.
+    Each task folder's data.json and correctness tensors are validated first; then, in one
+    transaction, every result file is read and validated and each run staged to disk as it
+    is built (so memory stays bounded by one run). Any error discards the whole
+    transaction: the store is left as it was. ``tasks`` limits the import to those task
+    folders; ``replace`` lets a run replace a stored run with the same key but other
+    predictions.
 
     Returns the transaction summary plus ``tasks``: per task, instances, runs from result
-    files, runs from tensors, and how many checkpoints were cross-checked.
+    files, runs from tensors, and how many checkpoints were cross-checked with the tensors.
     """
     root = Path(path)
     plans = [_plan_task(root, folder) for folder in _task_folders(root, tasks)]
@@ -728,6 +761,6 @@ def import_zhong(store: Store, path: str | Path, tasks: list[str] | None = None,
                 tx.set_task(plan.task, plan.label_list, source=str(plan.folder),
                             description="Zhong et al. (2021) prediction release")
             tx.add_instances(plan.task, plan.instances)
-            for run in plan.runs:
-                tx.add_run(run)
+            for run in plan.runs():
+                tx.add_run(run, spill=True)
     return {**tx.summary, "tasks": {plan.task: plan.report for plan in plans}}
