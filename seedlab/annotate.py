@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seedlab import schema
+from seedlab import schema, stats
 from seedlab.errors import InputError, StoreError
 from seedlab.store import Store
 
@@ -259,14 +259,9 @@ def cohen_kappa(a: Sequence[Any], b: Sequence[Any],
         raise ValueError(f"two (N,) label arrays expected, got {a.shape} and {b.shape}")
     if len(a) == 0:
         return float("nan")
-    cats = list(dict.fromkeys([*categories, *a.tolist(), *b.tolist()]))
-    pa_k = np.array([np.mean(a == c) for c in cats])
-    pb_k = np.array([np.mean(b == c) for c in cats])
-    p_o = float(np.mean(a == b))
-    p_e = float(pa_k @ pb_k)
-    if np.isclose(p_e, 1.0):
-        return float("nan")
-    return (p_o - p_e) / (1.0 - p_e)
+    cats = {c: k for k, c in enumerate(dict.fromkeys([*categories, *a.tolist(), *b.tolist()]))}
+    codes = np.array([[cats[v] for v in a], [cats[v] for v in b]], dtype=np.int64)  # (2, N)
+    return float(stats.kappa_matrix(codes)[0, 1])
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -279,6 +274,7 @@ def fleiss_kappa(counts: np.ndarray) -> float:
     ``kappa = (P_bar - P_e) / (1 - P_e)``. With the same number of raters for every item
     this is Fleiss (1971); with varying numbers it is the usual extension that averages
     each item's pairwise agreement. NaN when undefined (no items, or ``P_e = 1``).
+    Equal numbers of raters go to ``seedlab.stats.fleiss_kappa_counts``.
     """
     counts = np.asarray(counts, dtype=float)
     if counts.ndim != 2:
@@ -288,6 +284,8 @@ def fleiss_kappa(counts: np.ndarray) -> float:
     n_i = counts.sum(axis=1)
     if (n_i < 2).any():
         raise ValueError("every item needs at least two ratings for Fleiss' kappa")
+    if np.all(n_i == n_i[0]):
+        return stats.fleiss_kappa_counts(counts)
     p_i = (counts * (counts - 1)).sum(axis=1) / (n_i * (n_i - 1))
     p_bar = float(p_i.mean())
     p_k = counts.sum(axis=0) / n_i.sum()

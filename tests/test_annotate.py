@@ -163,6 +163,9 @@ def test_fleiss_kappa_by_hand_and_published_example():
              [2, 2, 8, 1, 1], [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2],
              [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
     assert an.fleiss_kappa(table) == pytest.approx(0.20993, abs=1e-4)
+    # unequal raters: [2,0] P=1, [2,1] P=1/3 -> P_bar = 2/3; p = (4/5, 1/5), P_e = 17/25;
+    # kappa = (2/3 - 17/25) / (8/25) = -1/24
+    assert an.fleiss_kappa([[2, 0], [2, 1]]) == pytest.approx(-1 / 24)
     with pytest.raises(ValueError, match="two ratings"):
         an.fleiss_kappa([[1, 0], [2, 0]])
 
