@@ -1,6 +1,91 @@
-"""bias_variance page (being built)."""
+"""Bias and variance: Zhong et al.'s decomposition of each instance's loss across seeds."""
 
+import pandas as pd
 import streamlit as st
 
-st.title("bias_variance")
-st.info("This page is being built.")
+from seedlab import stats
+from seedlab.figures.bias_variance import decomposition_figure, variance_by_bias_figure
+from seedlab.ui import data
+from seedlab.ui.figure import show_figure
+from seedlab.ui.state import current, url_number, url_radio, url_toggle
+
+st.title("Bias and variance")
+sel = current()
+ds = data.current_data()
+if ds is None or sel.task is None or not sel.sizes:
+    st.info("No runs to decompose. Choose a seedlab home and a task with runs in the sidebar.")
+    st.stop()
+if len(sel.pretrain_seeds) < 2 or len(sel.finetune_seeds) < 2:
+    st.info("The decomposition separates pretraining from fine-tuning variance, so it needs at"
+            " least 2 pretraining seeds and 2 fine-tuning seeds. Select more seeds in the"
+            f" sidebar (now: {len(sel.pretrain_seeds)} pretraining,"
+            f" {len(sel.finetune_seeds)} fine-tuning).")
+    st.stop()
+
+c1, c2, c3 = st.columns(3)
+score = url_radio("Loss", ["0/1 loss", "squared loss"], "bias_variance.loss",
+                  help="0/1 loss uses correctness; squared loss the gold-label probability.")
+with_ckpt = url_toggle("Checkpoint variance (all checkpoints)", "bias_variance.checkpoints",
+                       False, disabled=len(sel.checkpoints) < 2,
+                       help="Treat the checkpoints as a third source of variance (4-D).")
+with c3:
+    nboot = url_number("Bootstrap replicates (CIs over instances)", "bias_variance.nboot",
+                       500, int, 100, 5000, step=100)
+checkpoint = sel.checkpoints if with_ckpt and len(sel.checkpoints) >= 2 else sel.checkpoint_arg
+
+summary_rows, per_instance, by_bias, notes = [], [], [], []
+progress = st.progress(0.0, text="Decomposing ...")
+for k, size in enumerate(sel.sizes):
+    progress.progress(k / len(sel.sizes), text=f"Decomposing size {size} ...")
+    try:
+        dec, ci, ids = data.decomposition(ds, sel.task, size, sel.pretrain_seeds,
+                                     sel.finetune_seeds, checkpoint, score, nboot)
+    except data.NotEnoughData as exc:
+        notes.append(str(exc))
+        continue
+    for term, values in ci.items():
+        if isinstance(values, dict):
+            summary_rows.append({"size": size, "term": term, **values})
+    vb = stats.variance_by_bias(dec)
+    vb.insert(0, "size", size)
+    by_bias.append(vb)
+    per_instance.append(pd.DataFrame({"size": size, "instance_id": ids, **dec.components()}))
+progress.empty()
+for note in notes:
+    st.warning(note)
+if not summary_rows:
+    st.info("No size could be decomposed with this selection.")
+    st.stop()
+
+summary = pd.DataFrame(summary_rows)
+sizes = list(dict.fromkeys(summary["size"]))
+desc = sel.describe(sizes)
+n_text = (f"N = {len(per_instance[0])} instances, {len(sel.pretrain_seeds)} x"
+          f" {len(sel.finetune_seeds)} seeds" + (f" x {len(sel.checkpoints)} checkpoints"
+                                                 if with_ckpt else ""))
+show_figure(
+    decomposition_figure(summary[summary["term"] != "loss"],
+                         f"{sel.task}: bias-variance decomposition ({score})",
+                         "mean over instances"),
+    key="bias_variance.stacked", page="Bias and variance",
+    caption=f"{desc} · {n_text} · error bars: {nboot}-replicate bootstrap"
+            " 95% CIs over instances (seed 0).")
+
+table = summary.pivot(index="size", columns="term", values="mean").reindex(sizes)
+st.dataframe(table.reset_index(), hide_index=True, key="bias_variance.summary",
+             column_config={c: st.column_config.NumberColumn(format="%.4f")
+                            for c in table.columns})
+
+st.subheader("Variance conditioned on bias")
+show_figure(variance_by_bias_figure(pd.concat(by_bias), f"{sel.task}: variance by bias²"),
+            key="bias_variance.by_bias", page="Bias and variance",
+            caption=f"{desc} · {n_text} · instances binned by bias² (width 0.025), one line"
+                    " per size.")
+
+st.subheader("Per-instance terms")
+instances = pd.concat(per_instance, ignore_index=True)
+st.caption("Click a column header to sort by that term. Unbiased variance terms can be"
+           " negative for a single instance.")
+st.dataframe(instances, hide_index=True, key="bias_variance.instances",
+             column_config={c: st.column_config.NumberColumn(format="%.4f")
+                            for c in instances.columns if c not in ("size", "instance_id")})

@@ -279,3 +279,246 @@ def job_table(store: Store, task: str) -> pd.DataFrame | None:
         return None
     needed = {"size", "pretrain_seed", "finetune_seed", "status"}
     return jobs if needed <= set(jobs.columns) else None
+
+
+# ---------------------------------------------------------------------------------------
+# Cached statistics (seedlab.stats) keyed on the data they come from
+
+
+class NotEnoughData(Exception):
+    """The selection cannot support a computation; the message says what is missing."""
+
+
+def _complete(arrays: SeedArrays, what: str) -> SeedArrays:
+    if arrays.missing:
+        shown = ", ".join(f"(p{p}, f{f})" for p, f in arrays.missing[:6])
+        raise NotEnoughData(
+            f"{what} needs every selected (pretraining seed, fine-tuning seed) run of size"
+            f" {arrays.size}; missing: {shown}{' ...' if len(arrays.missing) > 6 else ''}."
+            " Deselect those seeds in the sidebar.")
+    if np.isnan(arrays.correct).any():
+        raise NotEnoughData(f"Some runs of size {arrays.size} lack predictions for some"
+                            " instances; restrict the selection to complete runs.")
+    return arrays
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _decomposition(home: str, version: int, task: str, size: str, pretrain: tuple[str, ...],
+                   finetune: tuple[int, ...], checkpoint: Any, score: str, nboot: int,
+                   seed: int) -> tuple[Any, dict, np.ndarray]:
+    from seedlab import stats
+
+    arrays = _complete(_arrays(home, version, task, size, pretrain, finetune, checkpoint, None),
+                       "The decomposition")
+    if len(pretrain) < 2 or len(finetune) < 2:
+        raise NotEnoughData("The decomposition needs at least 2 pretraining seeds and 2"
+                            " fine-tuning seeds.")
+    x = arrays.correct if score == "0/1 loss" else arrays.p_correct
+    if isinstance(checkpoint, tuple) and x.shape[-1] < 2:
+        raise NotEnoughData("Checkpoint variance needs at least 2 checkpoints.")
+    dec = stats.decompose(x)
+    ci = stats.decomposition_ci(dec, nboot=nboot, rng=seed)
+    return dec, ci, arrays.instance_ids
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _run_rows(home: str, version: int, task: str, sizes: tuple[str, ...],
+              pretrain: tuple[str, ...], finetune: tuple[int, ...], checkpoint: Any
+              ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray, np.ndarray]:
+    """Predictions of every selected run on the instances all sizes share.
+
+    Returns ``preds (R, N)``, a run table (size, pretrain_seed, finetune_seed; R rows,
+    ordered by size, pretraining seed, fine-tuning seed), ``instance_ids (N,)`` and
+    ``labels (N,)``.
+    """
+    per_size = [_arrays(home, version, task, s, pretrain, finetune, checkpoint, None)
+                for s in sizes]
+    common = set(per_size[0].instance_ids)
+    for arrays in per_size[1:]:
+        common &= set(arrays.instance_ids)
+    ids = np.array([i for i in per_size[0].instance_ids if i in common], dtype=object)
+    rows, meta = [], []
+    labels = np.array([], dtype=np.int64)
+    for arrays in per_size:
+        index = pd.Index(arrays.instance_ids).get_indexer(ids)
+        labels = arrays.labels[index]
+        for p_i, p in enumerate(arrays.pretrain_seeds):
+            for f_i, f in enumerate(arrays.finetune_seeds):
+                if (p, f) in arrays.missing:
+                    continue
+                pred = arrays.pred[index, p_i, f_i]
+                if (pred < 0).any():
+                    continue
+                rows.append(pred)
+                meta.append((arrays.size, p, f))
+    preds = np.vstack(rows) if rows else np.zeros((0, len(ids)), dtype=np.int64)
+    table = pd.DataFrame(meta, columns=["size", "pretrain_seed", "finetune_seed"])
+    return preds, table, ids, labels
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _agreement(home: str, version: int, task: str, sizes: tuple[str, ...],
+               pretrain: tuple[str, ...], finetune: tuple[int, ...], checkpoint: Any,
+               metric: str) -> np.ndarray:
+    from seedlab import stats
+
+    preds = _run_rows(home, version, task, sizes, pretrain, finetune, checkpoint)[0]
+    return stats.kappa_matrix(preds) if metric == "kappa" else stats.agreement_matrix(preds)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _decay(home: str, version: int, task: str, small: str, large: str,
+           pretrain: tuple[str, ...], finetune: tuple[int, ...]) -> dict:
+    from seedlab import stats
+
+    s = _complete(_arrays(home, version, task, small, pretrain, finetune, "last", None),
+                  "The decay analysis")
+    lg = _complete(_arrays(home, version, task, large, pretrain, finetune, "last", None),
+                   "The decay analysis")
+    if len(s.pretrain_seeds) < 2:
+        raise NotEnoughData("The decay analysis needs at least 2 pretraining seeds.")
+    ids = np.array([i for i in s.instance_ids if i in set(lg.instance_ids)], dtype=object)
+    si = pd.Index(s.instance_ids).get_indexer(ids)
+    li = pd.Index(lg.instance_ids).get_indexer(ids)
+    result = stats.decay_bounds(s.correct[si], lg.correct[li])
+    bh = stats.bh_details(s.p_correct[si], lg.p_correct[li])
+    return {"result": result, "bh": bh, "instance_ids": ids}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _label_issues(home: str, version: int, task: str, sizes: tuple[str, ...],
+                  pretrain: tuple[str, ...], finetune: tuple[int, ...]) -> pd.DataFrame:
+    """Label-issue scores over every selected run of every selected size."""
+    from seedlab import stats
+
+    p_list, pred_list, ids, labels, label_list = [], [], None, None, []
+    for size in sizes:
+        arrays = _arrays(home, version, task, size, pretrain, finetune, "last", None)
+        if arrays.missing or np.isnan(arrays.p_correct).any():
+            continue
+        if ids is None:
+            ids, labels, label_list = arrays.instance_ids, arrays.labels, arrays.label_list
+        index = pd.Index(arrays.instance_ids).get_indexer(ids)
+        if (index < 0).any():
+            continue
+        n = len(ids)
+        p_list.append(arrays.p_correct[index].reshape(n, -1))
+        pred_list.append(arrays.pred[index].reshape(n, -1))
+    if ids is None or (labels < 0).any():
+        return pd.DataFrame(columns=["instance_id", "score"])
+    annotations = _annotations(home, version, task, True)
+    return stats.label_issues(np.hstack(p_list), np.hstack(pred_list), labels,
+                              instance_ids=list(ids), annotations=annotations,
+                              label_list=label_list)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _datamap(home: str, version: int, task: str, size: str, pretrain: tuple[str, ...],
+             finetune: tuple[int, ...], checkpoint: Any, variability: float,
+             confidence: float) -> pd.DataFrame:
+    from seedlab import stats
+
+    arrays = _complete(_arrays(home, version, task, size, pretrain, finetune, checkpoint,
+                               None), "The data map")
+    frame = stats.seed_data_map(arrays.p_correct, arrays.correct,
+                                variability_threshold=variability,
+                                confidence_threshold=confidence)
+    frame.insert(0, "instance_id", arrays.instance_ids)
+    return frame
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _multibootstrap(home: str, version: int, task: str, arms: tuple[tuple, tuple],
+                    pretrain: tuple[str, ...], finetune: tuple[int, ...], options: tuple
+                    ) -> dict:
+    """``arms``: ((size, checkpoint), (size, checkpoint)) for the baseline and treatment."""
+    from seedlab import stats
+
+    loaded = [_arrays(home, version, task, size, pretrain, finetune, ckpt, None)
+              for size, ckpt in arms]
+    common = [i for i in loaded[0].instance_ids if i in set(loaded[1].instance_ids)]
+    if not common:
+        raise NotEnoughData("The two configurations share no instances.")
+    rows, seeds, fseeds, treat = [], [], [], []
+    labels = None
+    for arm, arrays in enumerate(loaded):
+        index = pd.Index(arrays.instance_ids).get_indexer(common)
+        labels = arrays.labels[index]
+        for p_i, p in enumerate(arrays.pretrain_seeds):
+            for f_i, f in enumerate(arrays.finetune_seeds):
+                pred = arrays.pred[index, p_i, f_i]
+                if (p, f) in arrays.missing or (pred < 0).any():
+                    continue
+                rows.append(pred)
+                seeds.append(p)
+                fseeds.append(f)
+                treat.append(arm == 1)
+    if sum(treat) == 0 or sum(treat) == len(treat):
+        raise NotEnoughData("Each configuration needs at least one complete run.")
+    opts = dict(options)
+    return stats.multibootstrap(np.vstack(rows), labels, seeds, np.array(treat),
+                                finetune_seeds=fseeds, **opts)
+
+
+def _ckpt_key(checkpoint: Any) -> Any:
+    return tuple(float(c) for c in checkpoint) if isinstance(checkpoint, (list, tuple)) \
+        else checkpoint
+
+
+def decomposition(ds: Data, task: str, size: str, pretrain_seeds: Sequence[str],
+                  finetune_seeds: Sequence[int], checkpoint: Any, score: str,
+                  nboot: int = 500, seed: int = 0) -> tuple[Any, dict, np.ndarray]:
+    """``(Decomposition, decomposition_ci, instance_ids (N,))`` of one size; ``score``: '0/1 loss' (correctness)
+    or 'squared loss' (gold-label probability). Raises NotEnoughData."""
+    return _decomposition(ds.home, ds.version, task, size, tuple(pretrain_seeds),
+                          tuple(int(f) for f in finetune_seeds), _ckpt_key(checkpoint),
+                          score, nboot, seed)
+
+
+def run_rows(ds: Data, task: str, sizes: Sequence[str], pretrain_seeds: Sequence[str],
+             finetune_seeds: Sequence[int], checkpoint: Any
+             ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray, np.ndarray]:
+    """``preds (R, N)``, run table, ``instance_ids (N,)``, ``labels (N,)`` of all runs."""
+    return _run_rows(ds.home, ds.version, task, tuple(sizes), tuple(pretrain_seeds),
+                     tuple(int(f) for f in finetune_seeds), _ckpt_key(checkpoint))
+
+
+def agreement(ds: Data, task: str, sizes: Sequence[str], pretrain_seeds: Sequence[str],
+              finetune_seeds: Sequence[int], checkpoint: Any, metric: str) -> np.ndarray:
+    """``(R, R)`` agreement or kappa (``metric='kappa'``) between the runs of ``run_rows``."""
+    return _agreement(ds.home, ds.version, task, tuple(sizes), tuple(pretrain_seeds),
+                      tuple(int(f) for f in finetune_seeds), _ckpt_key(checkpoint), metric)
+
+
+def decay(ds: Data, task: str, small: str, large: str, pretrain_seeds: Sequence[str],
+          finetune_seeds: Sequence[int]) -> dict:
+    """``{"result": DecayResult, "bh": bh_details, "instance_ids"}`` (last checkpoint)."""
+    return _decay(ds.home, ds.version, task, small, large, tuple(pretrain_seeds),
+                  tuple(int(f) for f in finetune_seeds))
+
+
+def label_issue_scores(ds: Data, task: str, sizes: Sequence[str],
+                       pretrain_seeds: Sequence[str], finetune_seeds: Sequence[int]
+                       ) -> pd.DataFrame:
+    """``stats.label_issues`` over every selected run (last checkpoints)."""
+    return _label_issues(ds.home, ds.version, task, tuple(sizes), tuple(pretrain_seeds),
+                         tuple(int(f) for f in finetune_seeds))
+
+
+def data_map(ds: Data, task: str, size: str, pretrain_seeds: Sequence[str],
+             finetune_seeds: Sequence[int], checkpoint: Any, variability: float = 0.2,
+             confidence: float = 0.5) -> pd.DataFrame:
+    """``stats.seed_data_map`` of one size with an ``instance_id`` column."""
+    return _datamap(ds.home, ds.version, task, size, tuple(pretrain_seeds),
+                    tuple(int(f) for f in finetune_seeds), _ckpt_key(checkpoint),
+                    variability, confidence)
+
+
+def multibootstrap(ds: Data, task: str, baseline: tuple[str, Any], treatment: tuple[str, Any],
+                   pretrain_seeds: Sequence[str], finetune_seeds: Sequence[int],
+                   **options: Any) -> dict:
+    """``stats.multibootstrap`` between two (size, checkpoint) configurations."""
+    arms = ((baseline[0], _ckpt_key(baseline[1])), (treatment[0], _ckpt_key(treatment[1])))
+    return _multibootstrap(ds.home, ds.version, task, arms, tuple(pretrain_seeds),
+                           tuple(int(f) for f in finetune_seeds),
+                           tuple(sorted(options.items())))
