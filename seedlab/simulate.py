@@ -197,7 +197,8 @@ class SimulatedStudy:
         try:
             return self.sizes.index(size)
         except ValueError:
-            raise KeyError(f"size {size!r} is not in this study ({', '.join(self.sizes)})") from None
+            known = ", ".join(self.sizes)
+            raise KeyError(f"size {size!r} is not in this study ({known})") from None
 
     # -- generation ----------------------------------------------------------------------
     def mean_logit(self, size: str) -> np.ndarray:
@@ -211,7 +212,8 @@ class SimulatedStudy:
         s = self._size_index(size)
         if not 0 <= pretrain_index < prm.pretrain_seeds:
             raise IndexError(f"pretraining seed index {pretrain_index} is out of range")
-        rng = np.random.default_rng(np.random.SeedSequence(prm.seed, spawn_key=(1, s, pretrain_index)))
+        stream = np.random.SeedSequence(prm.seed, spawn_key=(1, s, pretrain_index))
+        rng = np.random.default_rng(stream)
         n, f, e = prm.n_instances, prm.finetune_seeds, prm.checkpoints
         u = rng.standard_normal(n, dtype=np.float32) * np.float32(prm.pretrain_sd)
         v = rng.standard_normal((n, f), dtype=np.float32) * np.float32(prm.finetune_sd)
@@ -253,7 +255,8 @@ class SimulatedStudy:
         """Scores of every run of a size: ``(N, P, F, E)`` arrays (cached)."""
         if size not in self._cache:
             self._size_index(size)
-            parts = [self._from_latent(self.latent(size, p)) for p in range(self.params.pretrain_seeds)]
+            parts = [self._from_latent(self.latent(size, p))
+                     for p in range(self.params.pretrain_seeds)]
             self._cache[size] = SizeArrays(
                 p_correct=np.stack([r.p_correct for r in parts], axis=1),
                 pred=np.stack([r.pred for r in parts], axis=1),
@@ -423,7 +426,8 @@ def simulate(
         if int(value) < 1:
             raise ValueError(f"{name} must be at least {1 if name != 'n_classes' else 2}")
     checkpoint_values(checkpoints)
-    for name, share in (("decaying_share", decaying_share), ("wrong_label_share", wrong_label_share)):
+    for name, share in (("decaying_share", decaying_share),
+                        ("wrong_label_share", wrong_label_share)):
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1, not {share}")
     if decaying_share + wrong_label_share > 1.0:
@@ -492,7 +496,8 @@ def simulate(
 
 
 _SUBJECTS = np.array(["the film", "this movie", "the plot", "the cast", "the script", "the ending",
-                      "the director", "the soundtrack", "the story", "the lead actor"], dtype=object)
+                      "the director", "the soundtrack", "the story", "the lead actor"],
+                     dtype=object)
 _GOOD = np.array(["a delight", "warm and funny", "sharp", "moving", "beautifully made",
                   "a quiet triumph", "clever", "tender"], dtype=object)
 _BAD = np.array(["a mess", "dull", "forgettable", "painfully slow", "clumsy", "a chore",
@@ -657,8 +662,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="sentence pairs (default: with more than 2 classes)")
     parser.add_argument("--decaying-share", type=float, default=0.05)
     parser.add_argument("--wrong-label-share", type=float, default=0.02)
-    parser.add_argument("--pretrain-sd", type=float, default=0.6, help="logit sd per pretraining seed")
-    parser.add_argument("--finetune-sd", type=float, default=0.5, help="logit sd per fine-tuning seed")
+    parser.add_argument("--pretrain-sd", type=float, default=0.6,
+                        help="logit sd per pretraining seed")
+    parser.add_argument("--finetune-sd", type=float, default=0.5,
+                        help="logit sd per fine-tuning seed")
     parser.add_argument("--checkpoint-sd", type=float, default=0.3, help="logit sd per checkpoint")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--replace", action="store_true",

@@ -70,7 +70,8 @@ def test_scores_follow_from_probabilities():
     np.testing.assert_array_equal(a.pred, probs.argmax(axis=-1))
     gold = study.labels[:, None, None, None]
     np.testing.assert_array_equal(a.correct, a.pred == gold)
-    np.testing.assert_array_equal(a.p_correct, np.take_along_axis(probs, gold[..., None], -1)[..., 0])
+    gold_probs = np.take_along_axis(probs, gold[..., None], -1)[..., 0]
+    np.testing.assert_array_equal(a.p_correct, gold_probs)
     run = study.run("large", 1, 2)
     np.testing.assert_array_equal(run.p_correct, a.p_correct[:, 1, 2])
     np.testing.assert_array_equal(run.probs, probs[:, 1, 2])
@@ -187,7 +188,8 @@ def test_true_components_match_a_large_sample():
 
 
 def _small_study(**kwargs):
-    args = {"n_classes": 3, "decaying_share": 0.1, "wrong_label_share": 0.05, "seed": 3, "task": "sim-nli"}
+    args = {"n_classes": 3, "decaying_share": 0.1, "wrong_label_share": 0.05, "seed": 3,
+            "task": "sim-nli"}
     args.update(kwargs)
     return simulate(150, ["mini", "large"], 2, 2, 4, **args)
 
