@@ -522,3 +522,20 @@ def multibootstrap(ds: Data, task: str, baseline: tuple[str, Any], treatment: tu
     return _multibootstrap(ds.home, ds.version, task, arms, tuple(pretrain_seeds),
                            tuple(int(f) for f in finetune_seeds),
                            tuple(sorted(options.items())))
+
+
+def block_mean(matrix: np.ndarray, groups: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
+    """Average an ``(R, R)`` matrix over blocks of runs sharing a group label (the diagonal
+    of each run with itself left out). Returns ``(G, G)`` and the group labels in order."""
+    order = list(dict.fromkeys(groups))
+    index = np.array([order.index(g) for g in groups])
+    out = np.full((len(order), len(order)), np.nan)
+    off_diagonal = ~np.eye(len(groups), dtype=bool)
+    for a in range(len(order)):
+        for b in range(len(order)):
+            cells = matrix[np.ix_(index == a, index == b)]
+            mask = off_diagonal[np.ix_(index == a, index == b)]
+            values = cells[mask] if mask.any() else cells.ravel()
+            values = values[~np.isnan(values)]
+            out[a, b] = values.mean() if len(values) else np.nan
+    return out, order
