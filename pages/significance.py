@@ -1,6 +1,117 @@
-"""significance page (being built)."""
+"""Significance: the Multi-Bootstrap (Sellam et al. 2021) between two configurations."""
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-st.title("significance")
-st.info("This page is being built.")
+from seedlab.figures.significance import bootstrap_figure, reading
+from seedlab.ui import data
+from seedlab.ui.figure import show_figure
+from seedlab.ui.state import current, url_number, url_radio, url_selectbox, url_text, url_toggle
+
+st.title("Significance: Multi-Bootstrap")
+sel = current()
+ds = data.current_data()
+if ds is None or sel.task is None or not sel.sizes:
+    st.info("No runs to compare. Choose a seedlab home and a task with runs in the sidebar.")
+    st.stop()
+ckpt_options = ["last"] + [f"{c:g}" for c in sel.checkpoints]
+if len(sel.sizes) < 2 and len(ckpt_options) < 3:
+    st.info("The Multi-Bootstrap compares two configurations (two sizes or two checkpoints);"
+            f" task {sel.task} has one size and one checkpoint in this selection.")
+    st.stop()
+
+st.markdown("Pick a **baseline** and a **treatment** configuration: a size and a checkpoint"
+            " each (the sidebar's seeds apply to both).")
+c1, c2 = st.columns(2)
+with c1:
+    st.markdown("**Baseline**")
+    base_size = url_selectbox("Baseline size", sel.sizes, "significance.base_size",
+                              sel.sizes[0])
+    base_ckpt = url_selectbox("Baseline checkpoint", ckpt_options, "significance.base_ckpt",
+                              "last")
+with c2:
+    st.markdown("**Treatment**")
+    expt_size = url_selectbox("Treatment size", sel.sizes, "significance.expt_size",
+                              sel.sizes[-1])
+    expt_ckpt = url_selectbox("Treatment checkpoint", ckpt_options, "significance.expt_ckpt",
+                              "last")
+
+with st.expander("Bootstrap options", expanded=False):
+    o1, o2, o3 = st.columns(3)
+    with o1:
+        design = url_radio("Design", ["paired", "unpaired"], "significance.design",
+                           help="Paired: one seed draw shared by both arms.")
+        sample_seeds = url_toggle("Resample pretraining seeds", "significance.seeds", True)
+        sample_examples = url_toggle("Resample examples", "significance.examples", True)
+        sample_finetune = url_toggle("Also resample fine-tuning runs (nested)",
+                                     "significance.nested", False)
+    with o2:
+        nboot = url_number("Replicates (nboot)", "significance.nboot", 1000, int, 100, 20000,
+                           step=100)
+        confidence = url_number("Confidence level", "significance.confidence", 0.95, float,
+                                0.5, 0.999, step=0.01)
+        rng_seed = url_number("Random seed", "significance.rng", 0, int, 0, 2**31 - 1)
+    with o3:
+        sign = url_radio("Expected effect", ["treatment better", "treatment worse"],
+                         "significance.sign")
+        thresholds_text = url_text("Thresholds (comma separated)", "significance.thresholds",
+                                   "0.005, 0.01",
+                                   help="Report P(delta > t) for each t.")
+try:
+    thresholds = [float(t) for t in thresholds_text.split(",") if t.strip()]
+except ValueError:
+    st.warning(f"Thresholds {thresholds_text!r} are not numbers; ignoring them.")
+    thresholds = []
+
+if (base_size, base_ckpt) == (expt_size, expt_ckpt):
+    st.info("Baseline and treatment are the same configuration: choose a different size or"
+            " checkpoint for one of them.")
+    st.stop()
+
+
+def as_ckpt(text: str) -> object:
+    return "last" if text == "last" else float(text)
+
+
+base_name, expt_name = f"{base_size} ({base_ckpt})", f"{expt_size} ({expt_ckpt})"
+try:
+    with st.spinner(f"Running {nboot} Multi-Bootstrap replicates ..."):
+        result = data.multibootstrap(
+            ds, sel.task, (base_size, as_ckpt(base_ckpt)), (expt_size, as_ckpt(expt_ckpt)),
+            sel.pretrain_seeds, sel.finetune_seeds, paired=design == "paired", nboot=nboot,
+            sample_seeds=sample_seeds, sample_examples=sample_examples,
+            sample_finetune=sample_finetune, confidence=confidence, rng=rng_seed,
+            thresholds=thresholds or None, expected_sign=1 if sign.endswith("better") else -1)
+except (data.NotEnoughData, ValueError) as exc:
+    st.warning(str(exc))
+    st.stop()
+
+for warning in result.get("warnings", []):
+    st.warning(warning)
+st.info(reading(result, base_name, expt_name, "accuracy"), icon=":material/lightbulb:")
+m = st.columns(4)
+m[0].metric(f"Baseline {base_name}", f"{result['base']['mean']:.4f}",
+            help=f"interval {result['base']['low']:.4f} to {result['base']['high']:.4f}")
+m[1].metric(f"Treatment {expt_name}", f"{result['expt']['mean']:.4f}",
+            help=f"interval {result['expt']['low']:.4f} to {result['expt']['high']:.4f}")
+m[2].metric("Difference", f"{result['delta']['mean']:+.4f}")
+m[3].metric("p-value", f"{result['delta']['p']:.3g}",
+            help="one-sided; never below 1/nboot")
+rows = [{"": name, "mean": result[k]["mean"], "low": result[k]["low"], "high": result[k]["high"]}
+        for k, name in (("base", base_name), ("expt", expt_name), ("delta", "difference"))]
+st.dataframe(pd.DataFrame(rows), hide_index=True, key="significance.table")
+if result.get("thresholds"):
+    st.dataframe(pd.DataFrame([{"threshold t": t, "P(delta > t)": p}
+                               for t, p in result["thresholds"].items()]),
+                 hide_index=True, key="significance.thresholds_table")
+show_figure(
+    bootstrap_figure(np.asarray(result["draws"]["delta"]), result["delta"]["low"],
+                     result["delta"]["high"],
+                     f"{sel.task}: bootstrap distribution of {expt_name} - {base_name}",
+                     "difference in accuracy (treatment - baseline)"),
+    key="significance.draws", page="Significance",
+    caption=f"{sel.task} · {base_name} vs {expt_name} · {design}, {result['nboot']} replicates,"
+            f" seed {result['seed']} · pretraining seeds {', '.join(sel.pretrain_seeds)} ·"
+            f" fine-tuning seeds {', '.join(map(str, sel.finetune_seeds))} ·"
+            f" N = {result['n_examples']} examples.")
