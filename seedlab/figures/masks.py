@@ -104,27 +104,27 @@ def pairwise_jaccard_heatmap(matrix: np.ndarray, seeds: Sequence[int | str], *,
 
 def jaccard_vs_baseline(frame: pd.DataFrame, *,
                         title: str = "Mask overlap across seeds vs random masks") -> go.Figure:
-    """Grouped bars per task: observed mean pairwise Jaccard across seeds and the random-mask
-    baseline with the same kept counts.
+    """Grouped bars per task: the observed Jaccard across all seeds' masks and the expected
+    Jaccard of random masks with the same kept counts (error bar: its std under randomness).
 
-    ``frame``: one row per task with ``task``, ``observed``, ``observed_std`` (over seed
-    pairs), ``baseline`` and ``n_seeds``.
+    ``frame``: one row per task with ``task``, ``observed``, ``baseline``, ``baseline_std``
+    and ``n_seeds``.
     """
     fig = go.Figure()
     hover_n = frame["n_seeds"].astype(int).astype(str).to_numpy()
     fig.add_trace(go.Bar(
-        x=frame["task"], y=frame["observed"], name="observed (mean over seed pairs)",
-        error_y={"type": "data", "array": frame["observed_std"].fillna(0).to_numpy()},
+        x=frame["task"], y=frame["observed"], name="observed (kept by all / kept by any)",
         marker_color="#1565c0", customdata=hover_n,
         hovertemplate="%{x}: %{y:.3f} over %{customdata} seeds<extra>observed</extra>",
     ))
     fig.add_trace(go.Bar(
-        x=frame["task"], y=frame["baseline"], name="random masks, same kept counts",
+        x=frame["task"], y=frame["baseline"], name="random masks, same kept counts (± std)",
+        error_y={"type": "data", "array": frame["baseline_std"].fillna(0).to_numpy()},
         marker_color="#bdbdbd",
         hovertemplate="%{x}: %{y:.3f}<extra>random baseline</extra>",
     ))
     fig.update_layout(title=title, barmode="group", yaxis_range=[0, 1.05],
-                      xaxis_title="task", yaxis_title="Jaccard (pairwise, mean)", height=420,
+                      xaxis_title="task", yaxis_title="Jaccard across seeds", height=420,
                       legend={"orientation": "h", "y": -0.25})
     return fig
 
