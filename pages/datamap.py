@@ -1,6 +1,75 @@
-"""datamap page (being built)."""
+"""Seed data map: dataset cartography with seeds in place of epochs."""
 
+import pandas as pd
 import streamlit as st
 
-st.title("datamap")
-st.info("This page is being built.")
+from seedlab.figures.datamap import data_map_figure
+from seedlab.ui import data
+from seedlab.ui.figure import show_figure
+from seedlab.ui.state import current, url_multiselect, url_selectbox, url_slider, url_toggle
+
+st.title("Seed data map")
+sel = current()
+ds = data.current_data()
+if ds is None or sel.task is None or not sel.sizes:
+    st.info("No runs to map. Choose a seedlab home and a task with runs in the sidebar.")
+    st.stop()
+runs_selected = len(sel.pretrain_seeds) * len(sel.finetune_seeds)
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    size = url_selectbox("Size", sel.sizes, "datamap.size", sel.sizes[-1])
+    all_ckpts = url_toggle("Use every checkpoint as a run", "datamap.checkpoints", False,
+                           disabled=len(sel.checkpoints) < 2)
+with c2:
+    variability = url_slider("Ambiguous from variability", "datamap.variability", 0.2, float,
+                             0.0, 0.5, step=0.01)
+with c3:
+    confidence = url_slider("Easy from confidence", "datamap.confidence", 0.5, float, 0.0,
+                            1.0, step=0.05)
+checkpoint = sel.checkpoints if all_ckpts and len(sel.checkpoints) >= 2 else sel.checkpoint_arg
+n_runs = runs_selected * (len(sel.checkpoints) if all_ckpts else 1)
+if n_runs < 2:
+    st.info("A data map needs at least 2 runs (or checkpoints) to measure variability; select"
+            " more seeds in the sidebar or turn on 'Use every checkpoint as a run'.")
+    st.stop()
+try:
+    with st.spinner("Computing confidence and variability per instance ..."):
+        frame = data.data_map(ds, sel.task, size, sel.pretrain_seeds, sel.finetune_seeds,
+                              checkpoint, variability, confidence)
+except data.NotEnoughData as exc:
+    st.warning(str(exc))
+    st.stop()
+
+counts = frame["region"].value_counts()
+m = st.columns(3)
+for col, region in zip(m, ("easy", "ambiguous", "hard")):
+    col.metric(region.capitalize(), f"{int(counts.get(region, 0))}",
+               help=f"of {len(frame)} instances")
+state = show_figure(
+    data_map_figure(frame, f"{sel.task} ({size}): seed data map", variability, confidence),
+    key="datamap.map", page="Seed data map", on_select="rerun",
+    selection_mode=("box", "lasso", "points"),
+    caption=f"{sel.describe([size])} · {n_runs} runs{' and checkpoints' if all_ckpts else ''}"
+            f" · N = {len(frame)} instances · box- or lasso-select points to browse them.")
+
+st.subheader("Instance browser")
+regions = url_multiselect("Regions", ["easy", "ambiguous", "hard"], "datamap.regions",
+                          ["ambiguous", "hard"])
+view = frame[frame["region"].isin(regions)]
+picked = [p.get("customdata", [None])[0] for p in
+          (state or {}).get("selection", {}).get("points", [])]
+picked = [p for p in picked if p is not None]
+if picked:
+    view = frame[frame["instance_id"].isin(picked)]
+    st.caption(f"{len(view)} instances selected on the map (clear the selection to go back to"
+               " the regions).")
+instances = ds.instances(sel.task).set_index("instance_id")
+view = view.copy()
+for column in ("split", "group", "label", "text_a", "text_b"):
+    if column in instances:
+        view[column] = instances[column].reindex(view["instance_id"]).to_numpy()
+st.dataframe(pd.DataFrame(view).sort_values("variability", ascending=False), hide_index=True,
+             key="datamap.browser",
+             column_config={c: st.column_config.NumberColumn(format="%.3f")
+                            for c in ("confidence", "variability", "correctness")})
