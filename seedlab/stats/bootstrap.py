@@ -366,7 +366,7 @@ def multibootstrap(preds: np.ndarray, labels: np.ndarray, seeds: Sequence[Any],
         else:
             # Counts are small integers and 0/1 scores sum exactly in float32 up to 2^24.
             exact32 = values.dtype == np.float32 and n < 2**24
-            mat = values.T if exact32 else values.T.astype(np.float64)
+            mat = np.ascontiguousarray(values.T, dtype=np.float32 if exact32 else np.float64)
             for start in range(0, nboot, chunk):
                 size = min(chunk, nboot - start)
                 counts = _example_counts(gen, size, n)
