@@ -396,6 +396,12 @@ class Transaction:
                 stale: list[Path] = []
 
                 for task, meta in self._tasks.items():
+                    known = store._task_row(task, catalog)
+                    if (known is not None and known["label_list"] == meta["label_list"]
+                            and known["simulated"] == meta["simulated"]
+                            and (not meta["description"]
+                                 or known["description"] == meta["description"])):
+                        continue  # unchanged: re-importing must not touch the store
                     rel = f"tasks/{task}.json"
                     tmp = self.staging / f"task-{task}.json"
                     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
