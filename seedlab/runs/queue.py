@@ -358,3 +358,19 @@ def counts(store: Store) -> dict[str, int]:
     with connect(store) as con:
         rows = con.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
     return {s: 0 for s in STATES} | {s: int(n) for s, n in rows}
+
+
+def preview(store: Store, specs: Iterable[JobSpec]) -> pd.DataFrame:
+    """What submitting ``specs`` would do: one row per job with its key, model and
+    ``status`` ('in store', 'queued or running', 'new')."""
+    specs = list(specs)
+    active = active_keys(store)
+    have: set = set()
+    for task in {s.task for s in specs}:
+        have |= existing_keys(store, task)
+    rows = [{"task": s.task, "size": s.size, "pretrain_seed": s.pretrain_seed,
+             "finetune_seed": s.finetune_seed, "model": s.model,
+             "status": "in store" if s.key in have else
+             "queued or running" if s.key in active else "new"} for s in specs]
+    return pd.DataFrame(rows, columns=["task", "size", "pretrain_seed", "finetune_seed",
+                                       "model", "status"])
