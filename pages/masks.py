@@ -143,8 +143,6 @@ if all_masks is not None and not all_masks.empty:
         title = f"Tasks keeping each component: {setting}"
         zmax, bar_title = float(len(tasks)), "tasks (mean over seeds)"
     marks_head, marks_mlp = split_rows(marks) if marks is not None else (None, None)
-    if head is None:
-        head = np.full((len(mlp), 0), np.nan)
     show_figure(fig_masks.survival_figure(
         head, mlp, head_std=head_std, mlp_std=mlp_std, zmax=zmax, title=title,
         colorbar_title=bar_title, marks_head=marks_head, marks_mlp=marks_mlp,

@@ -20,7 +20,7 @@ def _fmt(value: float, fmt: str) -> str:
 
 
 def survival_figure(
-    head: np.ndarray,
+    head: np.ndarray | None,
     mlp: np.ndarray | None = None,
     *,
     head_std: np.ndarray | None = None,
@@ -35,50 +35,56 @@ def survival_figure(
 ) -> go.Figure:
     """The ``(L, H)`` head heatmap with the ``(L,)`` MLP strip beside it, on one colour scale.
 
-    ``head`` / ``mlp``: the value drawn per component (e.g. mean survival over seeds);
-    ``head_std`` / ``mlp_std``: the same shapes, shown in the hover; ``marks_*``: boolean
-    arrays of the same shapes, drawn as a star (e.g. stable components). Cells show the
-    value; layer 1 is the bottom row.
+    ``head`` / ``mlp``: the value drawn per component (e.g. mean survival over seeds), either
+    may be None (a setting with heads only or MLPs only); ``head_std`` / ``mlp_std``: the
+    same shapes, shown in the hover; ``marks_*``: boolean arrays of the same shapes, drawn as
+    a star (e.g. stable components). Cells show the value; layer 1 is the bottom row.
     """
-    head = np.asarray(head, dtype=float)
-    layers, heads = head.shape
-    y = [f"layer {i + 1}" for i in range(layers)]
-    x = [str(h + 1) for h in range(heads)]
+    has_head = head is not None and np.size(head) > 0
     has_mlp = mlp is not None and np.size(mlp) > 0
-    fig = make_subplots(rows=1, cols=2 if has_mlp else 1, shared_yaxes=True,
-                        column_widths=[heads, 1.6] if has_mlp else None,
-                        horizontal_spacing=0.03,
-                        subplot_titles=("attention heads", "MLP") if has_mlp else None)
+    if not has_head and not has_mlp:
+        raise ValueError("survival_figure needs head or MLP values")
+    layers = np.shape(head)[0] if has_head else np.size(mlp)
+    y = [f"layer {i + 1}" for i in range(layers)]
+    columns = [c for c, present in (("attention heads", has_head), ("MLP", has_mlp)) if present]
+    heads = np.shape(head)[1] if has_head else 0
+    fig = make_subplots(rows=1, cols=len(columns), shared_yaxes=True,
+                        column_widths=[heads, 1.6] if len(columns) == 2 else None,
+                        horizontal_spacing=0.03, subplot_titles=columns)
 
     def cell_text(values: np.ndarray, marks: np.ndarray | None) -> np.ndarray:
-        text = np.vectorize(lambda v: _fmt(v, value_format))(values).astype(object)
+        text = np.vectorize(lambda v: _fmt(v, value_format), otypes=[object])(values)
         if marks is not None:
-            text = np.where(np.asarray(marks, dtype=bool), text + "★", text)
+            text = np.where(np.asarray(marks, dtype=bool).reshape(values.shape), text + "★",
+                            text)
         return text
 
     def hover(values: np.ndarray, std: np.ndarray | None) -> np.ndarray:
         if std is None:
-            return np.vectorize(lambda v: _fmt(v, ".3f"))(values).astype(object)
-        return np.vectorize(lambda v, s: f"{_fmt(v, '.3f')} ± {_fmt(s, '.3f')} (std)")(
-            values, np.asarray(std, dtype=float)).astype(object)
+            return np.vectorize(lambda v: _fmt(v, ".3f"), otypes=[object])(values)
+        return np.vectorize(lambda v, s: f"{_fmt(v, '.3f')} ± {_fmt(s, '.3f')} (std)",
+                            otypes=[object])(values, np.asarray(std, dtype=float)
+                                             .reshape(values.shape))
 
-    fig.add_trace(go.Heatmap(
-        z=head, x=x, y=y, zmin=0, zmax=zmax, colorscale="Viridis",
-        text=cell_text(head, marks_head), texttemplate="%{text}", textfont={"size": 9},
-        customdata=hover(head, head_std), colorbar={"title": colorbar_title},
-        hovertemplate="%{y}, head %{x}: %{customdata}<extra></extra>",
-    ), row=1, col=1)
+    if has_head:
+        head = np.asarray(head, dtype=float)
+        fig.add_trace(go.Heatmap(
+            z=head, x=[str(h + 1) for h in range(heads)], y=y, zmin=0, zmax=zmax,
+            colorscale="Viridis", text=cell_text(head, marks_head), texttemplate="%{text}",
+            textfont={"size": 9}, customdata=hover(head, head_std),
+            colorbar={"title": colorbar_title},
+            hovertemplate="%{y}, head %{x}: %{customdata}<extra></extra>",
+        ), row=1, col=1)
+        fig.update_xaxes(title_text="head", row=1, col=1)
     if has_mlp:
         mlp = np.asarray(mlp, dtype=float).reshape(-1, 1)
-        std = None if mlp_std is None else np.asarray(mlp_std, dtype=float).reshape(-1, 1)
-        marks = None if marks_mlp is None else np.asarray(marks_mlp).reshape(-1, 1)
         fig.add_trace(go.Heatmap(
             z=mlp, x=["MLP"], y=y[: len(mlp)], zmin=0, zmax=zmax, colorscale="Viridis",
-            text=cell_text(mlp, marks), texttemplate="%{text}", textfont={"size": 9},
-            customdata=hover(mlp, std), showscale=False,
+            text=cell_text(mlp, marks_mlp), texttemplate="%{text}", textfont={"size": 9},
+            customdata=hover(mlp, mlp_std), showscale=not has_head,
+            colorbar={"title": colorbar_title},
             hovertemplate="%{y} MLP: %{customdata}<extra></extra>",
-        ), row=1, col=2)
-    fig.update_xaxes(title_text="head", row=1, col=1)
+        ), row=1, col=len(columns))
     fig.update_yaxes(title_text="layer", row=1, col=1)
     annotation = f" ★ = {mark_label}" if marks_head is not None or marks_mlp is not None else ""
     fig.update_layout(title=title + annotation, height=560,

@@ -1,0 +1,145 @@
+"""The Pruning-masks page under Streamlit's AppTest: the fixture home of tests/app_support.py,
+and a slice of the real lottery release (WNLI's degenerate masks included)."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from pathlib import Path
+
+import numpy as np
+import plotly.io as pio
+import pytest
+from app_support import make_fixture_home
+from conftest import shared_path
+from streamlit.testing.v1 import AppTest
+
+from seedlab import stats
+from seedlab.store import Store
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/masks.py"
+
+
+def open_page(home: Path, params: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params["home"] = str(home)
+    if params:
+        at.query_params.update(params)
+    at.run()  # AppTest needs one run of the router before it can switch pages
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def values(z: object) -> np.ndarray:
+    """A trace's z as a float array (plotly ships numpy arrays as base64 typed arrays)."""
+    if isinstance(z, dict) and "bdata" in z:
+        flat = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
+        shape = z.get("shape")
+        if isinstance(shape, str):
+            shape = [int(n) for n in shape.split(",")]
+        return flat.reshape(shape).astype(float) if shape else flat.astype(float)
+    return np.asarray(z, dtype=float)
+
+
+def figures(at: AppTest) -> dict[str, object]:
+    """The page's plotly figures by title (without the ★ note)."""
+    out = {}
+    for chart in at.get("plotly_chart"):
+        fig = pio.from_json(chart.proto.spec)
+        out[fig.layout.title.text.split(" ★")[0]] = fig
+    return out
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    home = make_fixture_home(tmp_path / "home")
+    monkeypatch.setenv("SEEDLAB_HOME", str(home))
+    return home
+
+
+def test_survival_heatmap_shows_the_stored_masks(home):
+    at = open_page(home)
+    store = Store(home)
+    heads, seeds = store.mask_arrays("lottery", "nli_sim", "head")
+    mlps, _ = store.mask_arrays("lottery", "nli_sim", "mlp")
+    fig = figures(at)["Survival across seeds: nli_sim (lottery)"]
+    head_trace, mlp_trace = fig.data
+    np.testing.assert_allclose(values(head_trace.z), stats.survival(heads)[0])
+    np.testing.assert_allclose(values(mlp_trace.z).ravel(),
+                               stats.survival(mlps)[0])
+    assert values(head_trace.z).shape == (12, 12)
+    assert any(f"share of {len(seeds)} seeds" in c.value for c in at.caption)
+    # one task: no task x task overlap, said plainly; evaluations of the fixture are drawn
+    assert any("overlap needs two" in i.value for i in at.info)
+    evaluation = figures(at)["Masked BERT: score per task and experiment"]
+    assert sorted(t.name for t in evaluation.data) == ["lottery/bad", "lottery/good",
+                                                       "lottery/random"]
+
+
+def test_widgets_change_the_figures(home):
+    at = open_page(home)
+    at.selectbox(key="masks.component").set_value("head").run()
+    assert not at.exception
+    fig = figures(at)["Survival across seeds: nli_sim (lottery)"]
+    assert len(fig.data) == 1  # heads only: no MLP strip
+
+    at.radio(key="masks.view").set_value("summed").run()
+    assert not at.exception
+    summed = figures(at)["Tasks keeping each component: lottery"]
+    heads, _ = Store(home).mask_arrays("lottery", "nli_sim", "head")
+    np.testing.assert_allclose(values(summed.data[0].z),
+                               stats.task_count(heads[None]))
+    assert at.query_params["masks.view"] == "summed"
+    assert at.query_params["masks.component"] == "head"
+
+
+def test_query_params_restore_the_view(home):
+    at = open_page(home, {"masks.view": "summed", "masks.component": "mlp",
+                          "masks.experiments": ["lottery/good", "lottery/bad"]})
+    assert at.radio(key="masks.view").value == "summed"
+    assert at.selectbox(key="masks.component").value == "mlp"
+    assert at.multiselect(key="masks.experiments").value == ["lottery/good", "lottery/bad"]
+    evaluation = figures(at)["Masked BERT: score per task and experiment"]
+    assert [t.name for t in evaluation.data] == ["lottery/good", "lottery/bad"]
+
+
+def test_a_store_without_masks_says_so(tmp_path):
+    bare = Store(tmp_path / "bare")
+    at = open_page(bare.home)
+    assert any("No pruning masks in this store" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+
+def test_real_lottery_masks_with_degenerate_wnli(tmp_path):
+    from seedlab.importers.lottery import import_lottery
+
+    real = shared_path("bert-experiments")
+    # A slice of the release, copied in its own layout: two tasks of the main setting and
+    # the good / random / bad evaluations (a few kilobytes).
+    root = tmp_path / "bert-experiments"
+    for task in ("RTE", "WNLI"):
+        shutil.copytree(real / "masks" / "heads_mlps" / task, root / "masks" / "heads_mlps" / task)
+    for experiment in ("head_mlp", "head_mlp_random", "head_mlp_bad"):
+        shutil.copytree(real / "evaluate_masked" / experiment,
+                        root / "evaluate_masked" / experiment)
+    store = Store(tmp_path / "home")
+    import_lottery(store, root)
+
+    at = open_page(store.home, {"masks.task": "WNLI"})
+    wnli = figures(at)["Survival across seeds: WNLI (heads_mlps)"]
+    heads, seeds = store.mask_arrays("heads_mlps", "WNLI", "head")
+    assert len(seeds) == 5 and sorted(heads.sum(axis=(1, 2)).tolist()) == [0, 0, 0, 0, 144]
+    # four seeds keep no head, one keeps all 144: every head survives in 1 of 5 seeds
+    np.testing.assert_allclose(values(wnli.data[0].z), np.full((12, 12), 0.2))
+    assert any("WNLI: seed(s)" in c.value and "keep no component" in c.value
+               for c in at.caption)
+    table = at.dataframe[0].value.set_index("task")
+    assert table.loc["WNLI", "Jaccard (all seeds)"] == 0.0
+    assert 0 < table.loc["RTE", "Jaccard (all seeds)"] < 1
+    overlap = figures(at)["Components kept by both tasks: heads_mlps"]
+    assert values(overlap.data[0].z).shape == (2, 2)
+    evaluation = figures(at)["Masked BERT: score per task and experiment"]
+    assert [t.name for t in evaluation.data] == ["head_mlp", "head_mlp_random", "head_mlp_bad"]
