@@ -105,3 +105,18 @@ def test_concurrent_claims_take_each_job_once(store):
         t.join()
     assert sorted(taken) == list(range(1, 31))
     assert queue.counts(store)["running"] == 30
+
+
+def test_local_pool_starts_one_cpu_worker_finds_it_again_and_it_exits_when_idle(store):
+    import time
+
+    from seedlab.runs.executor import LocalPool
+
+    pool = LocalPool(gpus=[], idle_exit_s=2, heartbeat_s=0.5)
+    started = pool.start(store)
+    assert list(started["device"]) == ["cpu"]
+    assert len(pool.start(store)) == 1  # found again, not started twice
+    deadline = time.time() + 60
+    while time.time() < deadline and len(pool.workers(store)):
+        time.sleep(0.5)
+    assert pool.workers(store).empty

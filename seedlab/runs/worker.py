@@ -65,7 +65,7 @@ def live_workers(store: Store) -> pd.DataFrame:
                                         "heartbeat", "state", "job_id"])
     here = socket.gethostname()
     alive = [h != here or queue._pid_alive(int(p)) for h, p in zip(frame["host"], frame["pid"])]
-    return frame[alive].reset_index(drop=True)
+    return frame.loc[pd.Series(alive, index=frame.index, dtype=bool)].reset_index(drop=True)
 
 
 class Worker:
