@@ -75,12 +75,13 @@ def decompose(x: np.ndarray) -> Decomposition:
       ``var_pretrain = s2_p(cbar_p) - mean_p[mean_f s2_e / (E F) + vf_p / F]``;
       ``bias2 = loss`` minus the variance terms.
     """
-    c = as_float_array(x, "decompose: x", (3, 4))
+    c = _scores(x, "decompose: x", (3, 4))
     require_axis(c, 1, 2, "decompose: x", "pretraining seeds")
     require_axis(c, 2, 2, "decompose: x", "fine-tuning seeds")
-    loss = np.mean((1.0 - c.reshape(c.shape[0], -1)) ** 2, axis=1)
     n_pre, n_fine = c.shape[1], c.shape[2]
     if c.ndim == 3:
+        c = c.astype(np.float64, copy=False)
+        loss = np.mean((1.0 - c.reshape(c.shape[0], -1)) ** 2, axis=1)
         var_finetune = np.var(c, axis=2, ddof=1).mean(axis=1)
         cbar_p = c.mean(axis=2)
         var_pretrain = np.var(cbar_p, axis=1, ddof=1) - var_finetune / n_fine
@@ -89,9 +90,12 @@ def decompose(x: np.ndarray) -> Decomposition:
 
     require_axis(c, 3, 2, "decompose: x", "checkpoints")
     n_ckpt = c.shape[3]
-    s2_e = np.var(c, axis=3, ddof=1)  # (N, P, F)
+    # Sums and sums of squares over checkpoints are the only passes over the full array.
+    sum_e, sumsq_e = _last_axis_sums(c)  # (N, P, F), float64
+    loss = 1.0 + (sumsq_e - 2.0 * sum_e).mean(axis=(1, 2)) / n_ckpt
+    s2_e = np.maximum(sumsq_e - sum_e * sum_e / n_ckpt, 0.0) / (n_ckpt - 1)  # (N, P, F)
     var_checkpoint = s2_e.mean(axis=(1, 2))
-    cbar_pf = c.mean(axis=3)  # (N, P, F)
+    cbar_pf = sum_e / n_ckpt  # (N, P, F)
     vf_p = np.var(cbar_pf, axis=2, ddof=1) - s2_e.mean(axis=2) / n_ckpt  # (N, P)
     var_finetune = vf_p.mean(axis=1)
     cbar_p = cbar_pf.mean(axis=2)  # (N, P)
@@ -100,6 +104,34 @@ def decompose(x: np.ndarray) -> Decomposition:
     bias2 = loss - var_pretrain - var_finetune - var_checkpoint
     return Decomposition(loss, bias2, var_pretrain, var_finetune, var_checkpoint,
                          n_pre, n_fine, n_ckpt)
+
+
+def _scores(x: np.ndarray, name: str, ndims: tuple[int, ...]) -> np.ndarray:
+    """Integer and bool scores as they are (they cannot be NaN), others as float64 checked
+    for NaN."""
+    arr = np.asarray(x)
+    if arr.dtype.kind in "biu":
+        if arr.ndim not in ndims:
+            return as_float_array(arr, name, ndims)  # raises with the shape message
+        return arr
+    return as_float_array(arr, name, ndims)
+
+
+def _last_axis_sums(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and sum of squares over the (short) last axis, as float64 ``c.shape[:-1]``.
+
+    One strided slice at a time: numpy's reductions over a short last axis are slow. For
+    0/1 scores the sum of squares is the sum.
+    """
+    sums = np.zeros(c.shape[:-1])
+    binary = c.dtype.kind in "biu" and c.size and c.min() >= 0 and c.max() <= 1
+    sumsq = None if binary else np.zeros(c.shape[:-1])
+    for e in range(c.shape[-1]):
+        part = c[..., e]
+        sums += part
+        if sumsq is not None:
+            sumsq += np.square(part, dtype=np.float64)
+    return sums, (sums if sumsq is None else sumsq)
 
 
 def decomposition_ci(dec: Decomposition, nboot: int = 1000, confidence: float = 0.95,
