@@ -20,7 +20,7 @@ VERDICT_COLORS = {
 
 
 def accuracy_bars(accuracy: Mapping[str, float], *, title: str = "Accuracy per size",
-                  height: int = 220) -> go.Figure:
+                  height: int = 340) -> go.Figure:
     """Small bar chart of one instance's accuracy (share of runs right, 0..1) per size.
 
     ``accuracy``: size -> accuracy, in the order to draw (smallest size first).

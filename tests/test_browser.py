@@ -1,0 +1,155 @@
+"""The real dashboard in headless Chromium: start ``streamlit run app.py`` on 127.0.0.1 over a
+fixture home, visit every page, click an annotation button, and save screenshots under
+``test-output/screenshots/``.
+
+Skips with the reason when /usr/bin/chromium or playwright is missing. Never installs a
+browser.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from app_support import DECAYING, make_fixture_home
+
+from seedlab.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO / "test-output" / "screenshots"
+PAGES = ["overview", "bias-variance", "agreement", "decaying", "annotate", "masks",
+         "significance", "data-map", "runs", "report"]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+PAGE_TIMEOUT_MS = 60_000
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not answer on {url} in {timeout}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real streamlit server over a fresh fixture home: yields (base url, home)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: the browser test needs a system Chromium")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    home = make_fixture_home(tmp_path_factory.mktemp("browser") / "home")
+    port = free_port()
+    log = tmp_path_factory.getbasetemp() / "streamlit.log"
+    env = {**os.environ, "SEEDLAB_HOME": str(home), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    with open(log, "w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+             "--server.port", str(port), "--server.headless", "true"],
+            cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_server(url, process, log)
+        yield url, home
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 2000})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def settle(page) -> None:
+    """Wait until the app has drawn its page and finished running."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=PAGE_TIMEOUT_MS)
+    # The status widget says "Running..." while a script run is under way.
+    deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
+    quiet_since = None
+    while time.monotonic() < deadline:
+        running = page.locator('[data-testid="stStatusWidget"]').filter(has_text="Running")
+        if running.count() == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > 1.0:
+                return
+        else:
+            quiet_since = None
+        page.wait_for_timeout(200)
+    raise TimeoutError("the app was still running after a minute")
+
+
+def assert_no_exception(page, name: str) -> None:
+    errors = page.locator('[data-testid="stException"]')
+    if errors.count():
+        pytest.fail(f"page {name} shows an exception: {errors.first.inner_text()[:2000]}")
+
+
+def test_every_page_renders_without_an_exception(server, browser_page):
+    url, _home = server
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name in PAGES:
+        browser_page.goto(f"{url}/{name}", wait_until="domcontentloaded")
+        settle(browser_page)
+        browser_page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        assert_no_exception(browser_page, name)
+        title = browser_page.locator('[data-testid="stMainBlockContainer"] h1').first
+        assert title.inner_text().strip(), f"page {name} has no title"
+
+
+def test_an_annotation_click_reaches_the_log(server, browser_page):
+    url, home = server
+    browser_page.goto(f"{url}/annotate?annotate.annotator=browser-test", wait_until="domcontentloaded")
+    settle(browser_page)
+    assert_no_exception(browser_page, "annotate")
+    first = browser_page.locator('[data-testid="stMarkdownContainer"]').filter(
+        has_text="Instance 1 of").first.inner_text()
+    instance_id = next(i for i in DECAYING if i in first)
+    browser_page.get_by_role("button", name="Wrong", exact=True).click()
+    deadline = time.monotonic() + 30
+    log = Store(home).annotations(annotator="browser-test")
+    while log.empty and time.monotonic() < deadline:
+        browser_page.wait_for_timeout(250)
+        log = Store(home).annotations(annotator="browser-test")
+    assert log[["task", "instance_id", "verdict"]].values.tolist() == [
+        ["nli_sim", instance_id, "wrong"]]
+    settle(browser_page)
+    assert_no_exception(browser_page, "annotate after a click")
+    # the page moved on and counts the verdict
+    browser_page.get_by_text("browser-test: 1 of").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    browser_page.screenshot(path=str(SCREENSHOTS / "annotate-after-click.png"), full_page=True)
