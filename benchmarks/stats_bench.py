@@ -19,6 +19,7 @@ Nothing is asserted about time: it prints.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -101,6 +102,7 @@ def main() -> None:
     nboot = 200 if args.quick else 1000
     n_pre, n_fine, n_ckpt = 10, 5, 4
     data, build_s = timed(build, n, n_pre, n_fine, n_ckpt)
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"data: {n} instances x {len(SIZES)} sizes x {n_pre} pretraining x {n_fine}"
           f" fine-tuning seeds x {n_ckpt} checkpoints (int8, built in {build_s:.1f} s)")
     rows = []
@@ -121,11 +123,15 @@ def main() -> None:
                  (f"loop timed on {sample} instances of one size, x {n // sample}"
                  f" x {len(SIZES)} sizes"), equal))
 
-    # 2. Agreement and kappa matrices of the 250 runs at the last checkpoint.
-    runs, pre, fine = stats.flatten_runs(data["pred"]["base"][..., -1])
+    # 2. Agreement and kappa matrices of the 250 runs (5 sizes x 50) at the last checkpoint.
+    per_size = [stats.flatten_runs(data["pred"][size][..., -1]) for size in SIZES]
+    runs = np.concatenate([r for r, _, _ in per_size])
+    pre = np.concatenate([p + 100 * k for k, (_, p, _) in enumerate(per_size)])
+    fine = np.concatenate([f for _, _, f in per_size])
 
     def matrices():
-        return stats.agreement_matrix(runs), stats.kappa_matrix(runs)
+        agree = stats.agreement_matrix(runs)
+        return agree, stats.kappa_matrix(runs, agreement=agree)
 
     (agree, kappa), fast_s = timed(matrices)
     n_runs = runs.shape[0]
@@ -142,12 +148,12 @@ def main() -> None:
                  f"loop timed on {len(pairs)} of {len(all_pairs)} pairs, extrapolated", equal))
 
     # 3. Multi-Bootstrap between two sizes, paired by pretraining seed, 1,000 replicates.
-    small = data["pred"]["small"][..., -1].reshape(n, -1).T
-    large = data["pred"]["base"][..., -1].reshape(n, -1).T
+    small, seeds_small, fine_small = per_size[SIZES.index("small")]
+    large, _, _ = per_size[SIZES.index("base")]
     preds = np.concatenate([small, large])
-    seeds = np.concatenate([pre, pre])
-    finetune = np.concatenate([fine, fine])
-    treatment = np.repeat([False, True], n_runs)
+    seeds = np.concatenate([seeds_small, seeds_small])
+    finetune = np.concatenate([fine_small, fine_small])
+    treatment = np.repeat([False, True], small.shape[0])
     labels = data["labels"]
     result, fast_s = timed(stats.multibootstrap, preds, labels, seeds, treatment,
                            nboot=nboot, rng=0, finetune_seeds=finetune)
@@ -169,7 +175,8 @@ def main() -> None:
         print(f"    ({note})")
     print()
     print(f"decomposition (base): {dec.summary()}")
-    print(f"agreement: same pretraining seed {summary['same_seed']['mean']:.4f},"
+    print(f"agreement (pretraining seeds of different sizes count as different):"
+          f" same pretraining seed {summary['same_seed']['mean']:.4f},"
           f" different {summary['different_seed']['mean']:.4f}")
     print(f"Multi-Bootstrap delta (base - small): {result['delta']} (seed {result['seed']})")
 

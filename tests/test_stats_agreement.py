@@ -41,6 +41,12 @@ def test_matches_pairwise_loop_on_three_classes():
     preds = np.random.default_rng(0).integers(0, 3, (7, 200))
     agree = stats.agreement_matrix(preds)
     kappa = stats.kappa_matrix(preds)
+    np.testing.assert_allclose(stats.kappa_matrix(preds, agreement=agree), kappa)
+    binary = preds % 2
+    np.testing.assert_allclose(stats.kappa_matrix(binary),
+                               [[cohen_kappa(a, b) for b in binary] for a in binary])
+    np.testing.assert_allclose(stats.agreement_matrix(binary),
+                               [[np.mean(a == b) for b in binary] for a in binary])
     for r in range(7):
         for s in range(7):
             assert agree[r, s] == pytest.approx(np.mean(preds[r] == preds[s]))

@@ -64,13 +64,20 @@ def agreement_matrix(preds: np.ndarray) -> np.ndarray:
     if n == 0:
         raise ValueError("agreement_matrix: preds has no instances")
     n_classes = int(arr.max()) + 1
+    if n_classes <= 2:
+        # Two classes: with G = X X^T over the one-hot column of class 1 and r its row
+        # sums, agreements on class 0 are n - r_i - r_j + G_ij; one product instead of two.
+        ones = (arr == 1).astype(np.float32)
+        gram = (ones @ ones.T).astype(np.float64)  # exact: integer counts below 2^24
+        rows = ones.sum(axis=1, dtype=np.float64)
+        return (n - rows[:, None] - rows[None, :] + 2.0 * gram) / n
     equal = np.zeros((arr.shape[0], arr.shape[0]), dtype=np.float64)
     for onehot in _class_counts(arr, n_classes):
         equal += (onehot @ onehot.T).astype(np.float64)
     return equal / n
 
 
-def kappa_matrix(preds: np.ndarray) -> np.ndarray:
+def kappa_matrix(preds: np.ndarray, agreement: np.ndarray | None = None) -> np.ndarray:
     """Cohen's kappa between each pair of runs.
 
     ``kappa = (p_o - p_e) / (1 - p_e)`` with ``p_o`` the agreement and
@@ -79,12 +86,16 @@ def kappa_matrix(preds: np.ndarray) -> np.ndarray:
 
     Args:
       preds: predicted class indices ``(R, N)``.
+      agreement: ``agreement_matrix(preds)`` when already computed (saves the products).
 
     Returns:
       ``(R, R)`` float64 matrix, symmetric.
     """
     arr = _check_preds(preds, "kappa_matrix: preds")
-    observed = agreement_matrix(arr)
+    observed = agreement_matrix(arr) if agreement is None else np.asarray(agreement)
+    if observed.shape != (arr.shape[0], arr.shape[0]):
+        raise ValueError(f"kappa_matrix: agreement must be ({arr.shape[0]}, {arr.shape[0]}),"
+                         f" got {observed.shape}")
     n_classes = int(arr.max()) + 1
     shares = np.stack([(arr == k).mean(axis=1) for k in range(n_classes)], axis=1)  # (R, K)
     expected = shares @ shares.T
