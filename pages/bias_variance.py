@@ -23,11 +23,14 @@ if len(sel.pretrain_seeds) < 2 or len(sel.finetune_seeds) < 2:
     st.stop()
 
 c1, c2, c3 = st.columns(3)
-score = url_radio("Loss", ["0/1 loss", "squared loss"], "bias_variance.loss",
-                  help="0/1 loss uses correctness; squared loss the gold-label probability.")
-with_ckpt = url_toggle("Checkpoint variance (all checkpoints)", "bias_variance.checkpoints",
-                       False, disabled=len(sel.checkpoints) < 2,
-                       help="Treat the checkpoints as a third source of variance (4-D).")
+with c1:
+    score = url_radio("Loss", ["0/1 loss", "squared loss"], "bias_variance.loss",
+                      horizontal=True,
+                      help="0/1 loss uses correctness; squared loss the gold-label probability.")
+with c2:
+    with_ckpt = url_toggle("Checkpoint variance (all checkpoints)", "bias_variance.checkpoints",
+                           False, disabled=len(sel.checkpoints) < 2,
+                           help="Treat the checkpoints as a third source of variance (4-D).")
 with c3:
     nboot = url_number("Bootstrap replicates (CIs over instances)", "bias_variance.nboot",
                        500, int, 100, 5000, step=100)
