@@ -49,9 +49,15 @@ def build(n: int, n_pre: int, n_fine: int, n_ckpt: int, seed: int = 0) -> dict:
     return out
 
 
+CPU_SECONDS: list[float] = []
+
+
 def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
+    """``(value, wall seconds)``; the process CPU seconds go to ``CPU_SECONDS`` (on a shared
+    machine the wall time depends on the load, the CPU time much less)."""
+    start, cpu = time.perf_counter(), time.process_time()
     value = fn(*args, **kwargs)
+    CPU_SECONDS.append(time.process_time() - cpu)
     return value, time.perf_counter() - start
 
 
@@ -112,6 +118,7 @@ def main() -> None:
         return {size: stats.decompose(data["correct"][size]) for size in SIZES}
 
     decs, fast_s = timed(all_sizes)
+    cpu_s = [CPU_SECONDS[-1]]
     sample = min(n, 400)
     ref, loop_part = timed(decompose_loop, data["correct"]["base"][:sample].astype(float))
     loop_s = loop_part * n / sample * len(SIZES)
@@ -134,6 +141,7 @@ def main() -> None:
         return agree, stats.kappa_matrix(runs, agreement=agree)
 
     (agree, kappa), fast_s = timed(matrices)
+    cpu_s.append(CPU_SECONDS[-1])
     n_runs = runs.shape[0]
     all_pairs = [(r, s) for r in range(n_runs) for s in range(r + 1, n_runs)]
     step = max(1, len(all_pairs) // 1500)
@@ -157,6 +165,7 @@ def main() -> None:
     labels = data["labels"]
     result, fast_s = timed(stats.multibootstrap, preds, labels, seeds, treatment,
                            nboot=nboot, rng=0, finetune_seeds=finetune)
+    cpu_s.append(CPU_SECONDS[-1])
     few = 10 if args.quick else 20
     check_fast = stats.multibootstrap(preds, labels, seeds, treatment, nboot=few, rng=1)
     check_loop, loop_part = timed(stats.multibootstrap_loop, preds, labels, seeds, treatment,
@@ -169,10 +178,12 @@ def main() -> None:
                  f" checked on those {few} (same seed)"), equal))
 
     print()
-    print(f"{'analysis':44s} {'vectorised':>11s} {'loop':>10s} {'ratio':>7s}  equal")
-    for name, fast, loop, note, eq in rows:
-        print(f"{name:44s} {fast:10.3f}s {loop:9.1f}s {loop / fast:6.0f}x  {eq}")
+    print(f"{'analysis':44s} {'vectorised':>11s} {'(cpu)':>8s} {'loop':>10s} {'ratio':>7s}"
+          "  equal")
+    for (name, fast, loop, note, eq), cpu in zip(rows, cpu_s):
+        print(f"{name:44s} {fast:10.3f}s {cpu:7.2f}s {loop:9.1f}s {loop / fast:6.0f}x  {eq}")
         print(f"    ({note})")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print()
     print(f"decomposition (base): {dec.summary()}")
     print(f"agreement (pretraining seeds of different sizes count as different):"
