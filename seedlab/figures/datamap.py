@@ -25,7 +25,7 @@ def data_map_figure(frame: pd.DataFrame, title: str, variability_threshold: floa
     fig.add_hline(y=confidence_threshold, line={"dash": "dot", "color": "#666"})
     x_max = max(float(frame["variability"].max()) if len(frame) else 0.5, 0.5)
     for text, x, y in (("easy", 0.02, 0.98), ("hard", 0.02, 0.02),
-                       ("ambiguous", variability_threshold + 0.02, 0.5)):
+                       ("ambiguous", variability_threshold + 0.02, 0.98)):
         fig.add_annotation(text=text, x=x, y=y, showarrow=False, xanchor="left",
                            font={"size": 14, "color": "#555"})
     fig.update_xaxes(range=[0, x_max * 1.05])
