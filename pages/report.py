@@ -22,7 +22,7 @@ st.caption(f"{len(items)} figure(s). plotly.js is inlined once, so the file need
 
 for index, item in enumerate(list(items)):
     st.divider()
-    head, up, down, remove = st.columns([8, 1, 1, 1])
+    head, up, down, remove = st.columns([6, 1.2, 1.4, 1.6])
     head.markdown(f"**{index + 1}. {item.title or 'Figure'}** · from {item.page} · {item.at}")
     if up.button("Up", key=f"report.up.{index}", disabled=index == 0,
                  icon=":material/arrow_upward:"):
