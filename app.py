@@ -8,22 +8,26 @@ from pathlib import Path
 
 import streamlit as st
 
+from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import sidebar
+
+ensure_frame()
 
 st.set_page_config(layout="wide", page_title="seedlab")
 
 HERE = Path(__file__).resolve().parent
-# (file, title, url_path, icon). Pages that do not exist yet (being built by others) are
-# left out until their file lands.
+# (file, title, url_path, icon). Each url_path is its file's stem, so that the legacy
+# router of a fresh server finds the same page (see seedlab/ui/frame.py).
 PAGES = [
     ("pages/overview.py", "Overview", "overview", ":material/dashboard:"),
-    ("pages/bias_variance.py", "Bias and variance", "bias-variance", ":material/stacked_bar_chart:"),
+    ("pages/bias_variance.py", "Bias and variance", "bias_variance",
+     ":material/stacked_bar_chart:"),
     ("pages/agreement.py", "Agreement", "agreement", ":material/grid_on:"),
     ("pages/decaying.py", "Decaying instances", "decaying", ":material/trending_down:"),
     ("pages/annotate.py", "Annotate", "annotate", ":material/rate_review:"),
     ("pages/masks.py", "Pruning masks", "masks", ":material/content_cut:"),
     ("pages/significance.py", "Significance", "significance", ":material/functions:"),
-    ("pages/datamap.py", "Seed data map", "data-map", ":material/scatter_plot:"),
+    ("pages/datamap.py", "Seed data map", "datamap", ":material/scatter_plot:"),
     ("pages/runs.py", "Runs", "runs", ":material/play_circle:"),
     ("pages/report.py", "Report", "report", ":material/description:"),
 ]

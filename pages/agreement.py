@@ -8,7 +8,10 @@ from seedlab import stats
 from seedlab.figures.agreement import agreement_heatmap
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
+from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current, set_url_param, url_param, url_radio, url_toggle
+
+ensure_frame()  # a fresh server's first run may bypass app.py
 
 st.title("Agreement between runs")
 sel = current()

@@ -15,6 +15,7 @@ from seedlab.errors import StoreError
 from seedlab.figures import annotate as fig_annotate
 from seedlab.ui.data import current_data
 from seedlab.ui.figure import show_figure
+from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import (
     current,
     set_url_param,
@@ -26,6 +27,8 @@ from seedlab.ui.state import (
     url_text,
     url_toggle,
 )
+
+ensure_frame()  # a fresh server's first run may bypass app.py
 
 SOURCE_DECAY, SOURCE_GROUP = "decay", "group"
 SOURCE_LABELS = {SOURCE_DECAY: "Decaying between two sizes",

@@ -7,7 +7,10 @@ from seedlab import stats
 from seedlab.figures.bias_variance import decomposition_figure, variance_by_bias_figure
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
+from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current, url_number, url_radio, url_toggle
+
+ensure_frame()  # a fresh server's first run may bypass app.py
 
 st.title("Bias and variance")
 sel = current()

@@ -6,7 +6,10 @@ import streamlit as st
 from seedlab.figures.datamap import data_map_figure
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
+from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current, url_multiselect, url_selectbox, url_slider, url_toggle
+
+ensure_frame()  # a fresh server's first run may bypass app.py
 
 st.title("Seed data map")
 sel = current()

@@ -7,7 +7,10 @@ import streamlit as st
 from seedlab.figures.decaying import bh_figure, decay_cdf_figure
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
+from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current, url_multiselect, url_selectbox
+
+ensure_frame()  # a fresh server's first run may bypass app.py
 
 st.title("Decaying instances")
 sel = current()

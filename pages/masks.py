@@ -16,7 +16,10 @@ from seedlab import stats
 from seedlab.figures import masks as fig_masks
 from seedlab.ui.data import cached, current_data
 from seedlab.ui.figure import show_figure
+from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current, url_multiselect, url_radio, url_selectbox
+
+ensure_frame()  # a fresh server's first run may bypass app.py
 
 COMPONENTS = {"both": "heads and MLPs", "head": "heads", "mlp": "MLPs"}
 RANDOM_DRAWS, RANDOM_SEED = 2000, 0

@@ -5,7 +5,10 @@ import streamlit as st
 from seedlab.figures.overview import accuracy_strip_figure, coverage_figure
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
+from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current
+
+ensure_frame()  # a fresh server's first run may bypass app.py
 
 st.title("Overview")
 sel = current()

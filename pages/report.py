@@ -4,7 +4,10 @@ import streamlit as st
 
 from seedlab.figures.report import report_html
 from seedlab.ui.figure import report_items
+from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import url_text
+
+ensure_frame()  # a fresh server's first run may bypass app.py
 
 st.title("Report")
 items = report_items()

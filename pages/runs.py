@@ -18,7 +18,10 @@ from seedlab.errors import SeedlabError
 from seedlab.runs import queue, spec, trainer
 from seedlab.runs.executor import default_executor
 from seedlab.ui.data import get_store
+from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current
+
+ensure_frame()  # a fresh server's first run may bypass app.py
 
 st.title("Runs")
 st.caption("Fine-tune models on local GPUs (or the CPU) in the background; finished runs'"

@@ -7,7 +7,10 @@ import streamlit as st
 from seedlab.figures.significance import bootstrap_figure, reading
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
+from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current, url_number, url_radio, url_selectbox, url_text, url_toggle
+
+ensure_frame()  # a fresh server's first run may bypass app.py
 
 st.title("Significance: Multi-Bootstrap")
 sel = current()

@@ -24,8 +24,8 @@ from seedlab.store import Store
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO / "test-output" / "screenshots"
-PAGES = ["overview", "bias-variance", "agreement", "decaying", "annotate", "masks",
-         "significance", "data-map", "runs", "report"]
+PAGES = ["overview", "bias_variance", "agreement", "decaying", "annotate", "masks",
+         "significance", "datamap", "runs", "report"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
