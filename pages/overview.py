@@ -3,6 +3,9 @@
 import streamlit as st
 
 from seedlab.figures.overview import accuracy_strip_figure, coverage_figure
+from seedlab.runs import queue
+from seedlab.runs.executor import default_executor
+from seedlab.runs.spec import relaunch_jobs
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
@@ -49,6 +52,23 @@ st.caption(" · ".join(f"{k}: {v}" for k, v in counts.items()) +
 show_figure(coverage_figure(grid, f"Runs of {sel.task}"), key="overview.coverage",
             caption=f"{sel.task}: run status per size, pretraining seed and fine-tuning seed"
                     f" ({len(runs)} runs present).", page="Overview")
+
+missing = grid[grid["status"] == "missing"]
+if len(missing):
+    with st.expander(f"Launch the {len(missing)} missing runs"):
+        jobs, reasons = relaunch_jobs(ds.store, sel.task, list(
+            missing[["size", "pretrain_seed", "finetune_seed"]].itertuples(index=False,
+                                                                            name=None)))
+        st.write(f"{len(jobs)} of {len(missing)} missing cells can be run with the model and"
+                 " hyperparameters of the seedlab runs beside them.")
+        if reasons:
+            st.dataframe({"cannot be launched here": reasons}, hide_index=True,
+                         key="overview.unlaunchable")
+        if jobs and st.button(f"Launch {len(jobs)} runs", key="overview.launch"):
+            ids = queue.submit(ds.store, jobs)
+            workers = default_executor().start(ds.store)
+            st.success(f"Queued {len(ids)} jobs; {len(workers)} worker(s) running. Follow"
+                       " them on the Runs page.")
 
 st.subheader("Accuracy per size across seeds")
 if not sel.sizes or not sel.pretrain_seeds or not sel.finetune_seeds:

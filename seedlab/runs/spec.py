@@ -233,3 +233,42 @@ def missing_jobs(store: Any, grid: GridSpec | dict) -> list[JobSpec]:
         grid = parse_grid(grid)
     have = existing_keys(store, grid.task)
     return [job for job in grid.expand() if job.key not in have]
+
+
+def relaunch_jobs(store: Any, task: str,
+                  keys: list[tuple[str, str, int]]) -> tuple[list[JobSpec], list[str]]:
+    """Jobs that fill the missing ``(size, pretrain_seed, finetune_seed)`` cells of a task's
+    coverage grid, following the recipe of runs seedlab already made.
+
+    A missing cell is filled from a run of the same task, size and pretraining seed that a
+    seedlab job produced: its job spec (model, data, hyperparameters) with the missing
+    fine-tuning seed. Cells without such a run (imported predictions carry no recipe) are
+    returned as plain-words reasons instead. Returns ``(jobs, reasons)``.
+    """
+    from dataclasses import replace
+
+    from seedlab.runs import queue
+
+    runs = store.runs(task=task)
+    recipes: dict[tuple[str, str], JobSpec] = {}
+    for run in runs.itertuples(index=False):
+        if run.source != "seedlab-run" or (run.size, run.pretrain_seed) in recipes:
+            continue
+        job_id = json.loads(run.provenance or "{}").get("job_id")
+        if job_id is None:
+            continue
+        try:
+            recipes[(run.size, run.pretrain_seed)] = queue.get(store, int(job_id)).spec
+        except KeyError:
+            continue
+    jobs, reasons = [], []
+    for size, pretrain_seed, finetune_seed in keys:
+        recipe = recipes.get((size, str(pretrain_seed)))
+        if recipe is None:
+            reasons.append(f"{size} / pretraining seed {pretrain_seed} / fine-tuning seed"
+                           f" {finetune_seed}: no seedlab-made run of this size and pretraining"
+                           " seed to copy the model and hyperparameters from (start it from"
+                           " the Runs page)")
+            continue
+        jobs.append(replace(recipe, finetune_seed=int(finetune_seed)))
+    return jobs, reasons

@@ -182,8 +182,8 @@ class Data:
         """Mask evaluation results (``Store.evaluations``)."""
         return _evaluations(self.home, self.version)
 
-    def jobs(self, task: str) -> pd.DataFrame | None:
-        """Queued, running and failed jobs of a task, or None without a job queue."""
+    def jobs(self, task: str) -> pd.DataFrame:
+        """Queued, running and failed jobs of a task (not cached: the queue moves)."""
         return job_table(self.store, task)
 
     def annotate(self, task: str, instance_id: str, annotator: str, verdict: str,
@@ -263,22 +263,16 @@ def accuracy_by_size(accuracy: pd.DataFrame, sizes: Sequence[str]) -> pd.DataFra
     return table.reset_index()
 
 
-def job_table(store: Store, task: str) -> pd.DataFrame | None:
-    """The job queue's rows of a task (size, pretrain_seed, finetune_seed, status), or None
-    while the job queue is not available."""
-    try:
-        from seedlab.runs import queue  # written by the runs engineer
-    except ImportError:
-        return None
-    lister = getattr(queue, "list_jobs", None) or getattr(queue, "jobs", None)
-    if lister is None:
-        return None
-    try:
-        jobs = pd.DataFrame(lister(store, task=task))
-    except Exception:  # noqa: BLE001 - the queue is optional for the overview
-        return None
-    needed = {"size", "pretrain_seed", "finetune_seed", "status"}
-    return jobs if needed <= set(jobs.columns) else None
+def job_table(store: Store, task: str) -> pd.DataFrame:
+    """The job queue's unfinished jobs of a task: size, pretrain_seed, finetune_seed and
+    status (queued, running, failed); the latest job of each cell wins."""
+    from seedlab.runs import queue
+
+    jobs = queue.jobs(store)  # newest first
+    jobs = jobs[(jobs["task"] == task) & jobs["state"].isin(["queued", "running", "failed"])]
+    jobs = jobs.drop_duplicates(["size", "pretrain_seed", "finetune_seed"])
+    return (jobs.rename(columns={"state": "status"})
+            [["size", "pretrain_seed", "finetune_seed", "status"]].reset_index(drop=True))
 
 
 # ---------------------------------------------------------------------------------------
