@@ -45,6 +45,7 @@ pretraining seeds leaves the existing ones unchanged. Arrays are float32.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -102,6 +103,7 @@ class SimulationParams:
     seed: int = 0
     task: str = "sim"
     pair: bool = False
+    decimals: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -193,6 +195,11 @@ class SimulatedStudy:
     def n_instances(self) -> int:
         return self.params.n_instances
 
+    @functools.cached_property
+    def instance_id_array(self) -> pa.Array:
+        """The instance ids as one Arrow string array, shared by every run table."""
+        return pa.array(self.instance_ids.tolist(), pa.string())
+
     def _size_index(self, size: str) -> int:
         try:
             return self.sizes.index(size)
@@ -227,8 +234,13 @@ class SimulatedStudy:
         extra = (1,) * (z.ndim - 1)
         rest = self.rest.reshape(self.rest.shape[0], *extra, -1).astype(np.float32)
         probs = (np.float32(1.0) - p_true)[..., None] * rest
-        true = self.true_labels.reshape(-1, *extra, 1)
-        np.put_along_axis(probs, np.broadcast_to(true, (*z.shape, 1)), p_true[..., None], axis=-1)
+        true = np.broadcast_to(self.true_labels.reshape(-1, *extra, 1), (*z.shape, 1))
+        if self.params.decimals is not None:
+            # Round the other classes, and give the true class what is left (sums stay 1).
+            probs = np.round(probs, self.params.decimals)
+            np.put_along_axis(probs, true, 0.0, axis=-1)
+            p_true = np.float32(1.0) - probs.sum(axis=-1, dtype=np.float32)
+        np.put_along_axis(probs, true, p_true[..., None], axis=-1)
         pred = probs.argmax(axis=-1)
         gold = self.labels.reshape(-1, *extra, 1)
         p_correct = np.take_along_axis(probs, np.broadcast_to(gold, (*z.shape, 1)), axis=-1)[..., 0]
@@ -405,11 +417,14 @@ def simulate(
     seed: int = 0,
     task: str = "sim",
     pair: bool | None = None,
+    decimals: int | None = None,
 ) -> SimulatedStudy:
     """Draw a simulated study (the model is in this module's docstring).
 
     ``sizes`` are given smallest first. ``pair`` (default: ``n_classes > 2``) adds a
-    ``text_b`` like an NLI premise/hypothesis pair. The planted shares are exact counts
+    ``text_b`` like an NLI premise/hypothesis pair. ``decimals`` rounds the probabilities
+    of the other classes to that many decimals (the true class gets the rest), which makes
+    the Parquet files much smaller; the default keeps full float32. The planted shares are exact counts
     (``round(share * N)`` instances). Returns a ``SimulatedStudy`` whose truth arrays are
     ``(N,)``; predictions are generated from it on demand.
     """
@@ -430,6 +445,8 @@ def simulate(
                         ("wrong_label_share", wrong_label_share)):
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1, not {share}")
+    if decimals is not None and not 1 <= int(decimals) <= 8:
+        raise ValueError(f"decimals must be between 1 and 8, not {decimals}")
     if decaying_share + wrong_label_share > 1.0:
         raise ValueError("decaying_share + wrong_label_share must not exceed 1")
     for name, sd in (("pretrain_sd", pretrain_sd), ("finetune_sd", finetune_sd),
@@ -446,6 +463,7 @@ def simulate(
         decay_drop=(float(decay_drop[0]), float(decay_drop[1])),
         easy_margin=(float(easy_margin[0]), float(easy_margin[1])), seed=int(seed), task=task,
         pair=bool(n_classes > 2 if pair is None else pair),
+        decimals=None if decimals is None else int(decimals),
     )
     n, c, s_count = params.n_instances, params.n_classes, len(sizes)
     rng = np.random.default_rng(np.random.SeedSequence(params.seed, spawn_key=(0,)))
@@ -550,7 +568,7 @@ def run_table(study: SimulatedStudy, run: RunArrays) -> pa.Table:
     offsets = pa.array(np.arange(0, n * e * c + 1, c, dtype=np.int32))
     return pa.table({
         "checkpoint": pa.array(np.repeat(np.asarray(study.checkpoints, dtype=np.float64), n)),
-        "instance_id": pa.array(np.tile(study.instance_ids, e), pa.string()),
+        "instance_id": pa.chunked_array([study.instance_id_array] * e),
         "pred": pa.array(run.pred.T.reshape(-1).astype(np.int32)),
         "correct": pa.array(run.correct.T.reshape(-1)),
         "p_correct": pa.array(run.p_correct.T.reshape(-1).astype(np.float32)),
@@ -668,6 +686,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="logit sd per fine-tuning seed")
     parser.add_argument("--checkpoint-sd", type=float, default=0.3, help="logit sd per checkpoint")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--decimals", type=int, default=None,
+                        help="round probabilities to this many decimals (smaller files)")
     parser.add_argument("--replace", action="store_true",
                         help="replace stored runs of the same key that differ")
     parser.add_argument("--zhong-release", type=Path, default=None, metavar="DIR",
@@ -683,7 +703,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             n_classes=args.classes, decaying_share=args.decaying_share,
             wrong_label_share=args.wrong_label_share, pretrain_sd=args.pretrain_sd,
             finetune_sd=args.finetune_sd, checkpoint_sd=args.checkpoint_sd, seed=args.seed,
-            task=args.task, pair=args.pair,
+            task=args.task, pair=args.pair, decimals=args.decimals,
         )
     except ValueError as exc:
         print(f"seedlab simulate: error: {exc}", file=sys.stderr)

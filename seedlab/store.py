@@ -605,8 +605,8 @@ class _SpilledRun:
 
 def _run_stats(table: pa.Table) -> tuple[list[float], int, float | None, int]:
     """(checkpoints, n_instances, accuracy at the last checkpoint, n_rows) of a run table."""
-    checkpoints = sorted(set(table["checkpoint"].to_pylist()))
-    n_instances = len(set(table["instance_id"].to_pylist())) if table.num_rows else 0
+    checkpoints = sorted(pa.compute.unique(table["checkpoint"]).to_pylist())
+    n_instances = len(pa.compute.unique(table["instance_id"])) if table.num_rows else 0
     last = table.filter(pa.compute.equal(table["checkpoint"], checkpoints[-1])) if checkpoints else table
     accuracy = float(np.mean(last["correct"].to_numpy(zero_copy_only=False))) if last.num_rows else None
     return checkpoints, n_instances, accuracy, table.num_rows
@@ -645,12 +645,12 @@ def _instance_table(frame: pd.DataFrame) -> pa.Table:
         out[c] = out[c].map(lambda v: None if _is_missing(v) else str(v)).astype(object)
     base_extra = frame["extra"] if "extra" in frame else pd.Series([None] * len(frame), index=frame.index)
     extra_json = []
-    for i, (idx, row) in enumerate(frame.iterrows()):
-        payload = {}
-        if isinstance(base_extra.loc[idx], str) and base_extra.loc[idx]:
-            payload.update(json.loads(base_extra.loc[idx]))
-        for c in extras:
-            v = row[c]
+    # Column-wise records, not iterrows: each value keeps its column's type, and 80k rows
+    # take a second, not twenty.
+    records = frame[extras].to_dict("records") if extras else [{}] * len(frame)
+    for raw, record in zip(base_extra.tolist(), records):
+        payload = json.loads(raw) if isinstance(raw, str) and raw else {}
+        for c, v in record.items():
             if not _is_missing(v):
                 payload[c] = v.item() if isinstance(v, np.generic) else v
         extra_json.append(json.dumps(payload, sort_keys=True, default=str) if payload else None)
