@@ -391,6 +391,7 @@ class SimulatedStudy:
             f" instances, {self.wrong_label.mean():.1%} wrong gold labels; logit sd pretraining"
             f" {prm.pretrain_sd}, fine-tuning {prm.finetune_sd}, checkpoint {prm.checkpoint_sd},"
             f" difficulty {prm.difficulty_sd}; ability {prm.ability[0]}..{prm.ability[1]}."
+            + (f" Probabilities rounded to {prm.decimals} decimals." if prm.decimals else "")
         )
 
 

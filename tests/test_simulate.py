@@ -77,6 +77,17 @@ def test_scores_follow_from_probabilities():
     np.testing.assert_array_equal(run.probs, probs[:, 1, 2])
 
 
+def test_decimals_round_the_probabilities_and_keep_sums():
+    study = simulate(300, ["base"], 2, 2, 2, n_classes=3, decimals=2, seed=6)
+    probs = study.probs("base").astype(np.float64)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(probs, np.round(probs, 2), atol=1e-6)
+    exact = simulate(300, ["base"], 2, 2, 2, n_classes=3, seed=6)
+    assert np.abs(probs - exact.probs("base")).max() < 0.011
+    with pytest.raises(ValueError, match="decimals"):
+        simulate(10, ["base"], 2, 2, 1, decimals=0)
+
+
 def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="decaying_share"):
         simulate(10, ["base"], 2, 2, 1, decaying_share=1.5)
