@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 from scipy.special import ndtr
 
 if TYPE_CHECKING:
@@ -618,13 +619,13 @@ def write_study(store: Store, study: SimulatedStudy | SimulationParams | dict,
     return dict(tx.summary)
 
 
-def _format_rows(probs: np.ndarray) -> str:
-    """(N, C) float32 -> tab-separated lines; the shortest text that reads back exactly."""
-    text = probs.astype(np.float32).astype(str)
-    lines = text[:, 0]
-    for k in range(1, text.shape[1]):
-        lines = np.char.add(np.char.add(lines, "\t"), text[:, k])
-    return "\n".join(lines.tolist()) + "\n"
+def _write_probabilities(path: Path, probs: np.ndarray) -> None:
+    """(N, C) probabilities -> N tab-separated lines, no header. Arrow writes each float32
+    as the shortest text that reads back to the same float32."""
+    table = pa.table({f"c{k}": pa.array(probs[:, k].astype(np.float32))
+                      for k in range(probs.shape[1])})
+    pacsv.write_csv(table, path, pacsv.WriteOptions(include_header=False, delimiter="\t",
+                                                    quoting_style="none"))
 
 
 def write_zhong_release(study: SimulatedStudy, out_dir: str | Path) -> Path:
@@ -653,7 +654,7 @@ def write_zhong_release(study: SimulatedStudy, out_dir: str | Path) -> Path:
         for p_label, f_label, run in study.iter_runs(size):
             for e, epoch in enumerate(epochs):
                 name = f"s{size}p{p_label}f{f_label}epoch{epoch}over3.tsv"
-                (results / name).write_text(_format_rows(run.probs[:, e]))
+                _write_probabilities(results / name, run.probs[:, e])
     return folder
 
 
