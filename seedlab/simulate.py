@@ -49,7 +49,7 @@ import functools
 import json
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -579,7 +579,8 @@ def run_table(study: SimulatedStudy, run: RunArrays) -> pa.Table:
 
 
 def write_study(store: Store, study: SimulatedStudy | SimulationParams | dict,
-                *, replace: bool = False, progress: Any = None) -> dict[str, int]:
+                *, replace: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Write a study's instances and runs into ``store`` in one transaction.
 
     ``study`` is a ``SimulatedStudy``, or the parameters to draw one (``SimulationParams``
