@@ -551,6 +551,14 @@ class Transaction:
         return rows
 
 
+def _positions(values: pa.ChunkedArray, keys: pa.Array) -> np.ndarray:
+    """The position of each value in ``keys`` (-1 where absent), ``(len(values),)`` int64."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    found = pa.compute.index_in(values.cast(keys.type), value_set=keys)
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -1257,7 +1265,14 @@ class Store:
         try:
             params: list[Any] = [files]
             ckpt_filter = ""
-            if checkpoint == "last":
+            lasts = {max(json.loads(cs)) for cs in runs["checkpoints"] if json.loads(cs)}
+            if checkpoint == "last" and len(lasts) == 1:
+                # Every run ends at the same checkpoint (the catalogue knows which): a plain
+                # filter that DuckDB pushes into the Parquet scan, no window over all rows.
+                select = ("SELECT pretrain_seed, finetune_seed, 0 AS e, instance_id, correct,"
+                          " p_correct, pred FROM read_parquet(?) WHERE checkpoint = ?")
+                params.append(lasts.pop())
+            elif checkpoint == "last":
                 select = ("SELECT pretrain_seed, finetune_seed, 0 AS e, instance_id, correct,"
                           " p_correct, pred FROM (SELECT *, checkpoint = max(checkpoint) OVER"
                           " (PARTITION BY run_id) AS is_last FROM read_parquet(?)) WHERE is_last")
@@ -1271,25 +1286,27 @@ class Store:
         finally:
             cur.close()
 
-        inst = self.instances(task=task)
+        inst = self._instance_keys(task)
         label_list = self.label_list(task)
         if split is not None:
             inst = inst[inst["split"].isin(_as_list(split))]
         if instance_ids is not None:
             inst = inst[inst["instance_id"].isin([str(i) for i in instance_ids])]
-        seen_ids = pd.unique(table["instance_id"].to_numpy(zero_copy_only=False))
+        seen_ids = pa.compute.unique(table["instance_id"]).to_numpy(zero_copy_only=False)
         if len(inst):
-            ids = inst["instance_id"][inst["instance_id"].isin(seen_ids)].to_numpy(dtype=object)
+            inst_ids = pa.array(inst["instance_id"].astype(str).tolist(), pa.string())
+            seen = pa.compute.is_in(inst_ids, value_set=pa.array(seen_ids.tolist(), pa.string()))
+            ids = inst["instance_id"][seen.to_numpy(zero_copy_only=False)].to_numpy(dtype=object)
         else:
             ids = np.array(sorted(seen_ids, key=seed_sort_key), dtype=object) if split is None and instance_ids is None else np.array([], dtype=object)
-        id_index = pd.Index(ids)
-        i_idx = id_index.get_indexer(table["instance_id"].to_numpy(zero_copy_only=False))
-        p_idx = pd.Index(p_list).get_indexer(table["pretrain_seed"].to_numpy(zero_copy_only=False))
-        f_idx = pd.Index(f_list).get_indexer(table["finetune_seed"].to_numpy())
+        # Row -> position lookups with Arrow's hash kernels (no Python strings per row).
+        i_idx = _positions(table["instance_id"], pa.array(ids.tolist(), pa.string()))
+        p_idx = _positions(table["pretrain_seed"], pa.array(p_list, pa.string()))
+        f_idx = _positions(table["finetune_seed"], pa.array(f_list, pa.int64()))
         if checkpoint == "last":
             e_idx = np.zeros(table.num_rows, dtype=np.int64)
         else:
-            e_idx = pd.Index([round(c, 4) for c in e_list]).get_indexer(table["e"].to_numpy())
+            e_idx = _positions(table["e"], pa.array([round(c, 4) for c in e_list], pa.float64()))
         keep = (i_idx >= 0) & (p_idx >= 0) & (f_idx >= 0) & (e_idx >= 0)
         shape = (len(ids), len(p_list), len(f_list), len(e_list))
         correct = np.full(shape, np.nan)
@@ -1314,6 +1331,16 @@ class Store:
             correct=correct, p_correct=p_correct, pred=pred, missing=missing,
         )
 
+    def _instance_keys(self, task: str) -> pd.DataFrame:
+        """instance_id, split and label of a task's instances, in table order (only the
+        columns ``arrays`` needs: no text, no extra fields to parse)."""
+        with self._read() as con:
+            rel = self._instance_file(task, con)
+        columns = ["instance_id", "split", "label"]
+        if rel is None:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        return pq.read_table(self.home / rel, columns=columns).to_pandas()
+
     # -- summaries -----------------------------------------------------------------------
     def run_accuracy(self, task: str, size: str | Sequence[str] | None = None,
                      checkpoint: Any = "last") -> pd.DataFrame:
@@ -1329,7 +1356,15 @@ class Store:
         query = (f"SELECT task, size, pretrain_seed, finetune_seed, checkpoint,"
                  f" avg(correct::DOUBLE) AS accuracy, count(*) AS n FROM {src}"
                  " GROUP BY ALL")
-        if checkpoint == "last":
+        runs = self.runs(task=task, size=size)
+        lasts = {max(json.loads(cs)) for cs in runs["checkpoints"] if json.loads(cs)}
+        if checkpoint == "last" and len(lasts) == 1:
+            # Every run ends at the same checkpoint: filter in the Parquet scan, then group.
+            query = (f"SELECT task, size, pretrain_seed, finetune_seed, checkpoint,"
+                     f" avg(correct::DOUBLE) AS accuracy, count(*) AS n FROM {src}"
+                     " WHERE checkpoint = ? GROUP BY ALL")
+            params.append(lasts.pop())
+        elif checkpoint == "last":
             query = (f"SELECT * EXCLUDE (last) FROM (SELECT *, max(checkpoint) OVER (PARTITION BY"
                      f" task, size, pretrain_seed, finetune_seed) AS last FROM ({query}))"
                      " WHERE checkpoint = last")
