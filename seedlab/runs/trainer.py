@@ -276,6 +276,10 @@ def run_job(store: Store, job_id: int, spec: JobSpec, *, progress: ProgressFn,
 
     Raises ``JobFailed`` (plain-words reason), ``JobCancelled``, or lets unexpected errors
     through (the worker records them)."""
+    if spec.kind == "pretrain":
+        from seedlab.runs.pretrain import run_pretrain_job
+
+        return run_pretrain_job(store, job_id, spec, progress=progress, device=device)
     if spec.kind != "finetune":
         raise JobFailed(f"job kind {spec.kind!r} is not supported")
     log = Log(log_path(store, job_id))

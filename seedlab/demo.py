@@ -1,0 +1,396 @@
+"""``seedlab demo``: the default study, a miniature MultiBERTs on Rotten Tomatoes, made by
+seedlab's own runner.
+
+The study, end to end, through the job queue and ``seedlab worker --once``:
+
+1. pretraining jobs (``seedlab.runs.pretrain``): for each size and pretraining seed, a
+   small BERT is pretrained from scratch with masked-LM on the task's train texts, with a
+   WordPiece vocabulary trained on them (the eval split is never seen);
+2. fine-tuning jobs (``seedlab.runs.trainer``): each pretrained model is fine-tuned on
+   ``rotten_tomatoes`` (fresh vs rotten) with every fine-tuning seed, scoring the fixed
+   eval split at several checkpoints; the models of one fine-tuning seed are also pruned
+   (head and MLP importance masks, ``seedlab.runs.pruning``).
+
+Everything is built in a work home first (resumable: finished model folders and runs are
+kept), then, only when every job has finished, published into the destination home in one
+store transaction together with ``demo_manifest.json`` (the exact command, seeds, package
+versions, git commit, time taken, accuracy of each size). A half-built study never reaches
+the destination.
+
+    seedlab demo                 # the full study into ./data (about 40-60 min on 2 CPU cores)
+    seedlab demo --quick --out /tmp/demo   # a minutes-long miniature
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seedlab.errors import SeedlabError
+from seedlab.store import RunData, Store, utc_now
+
+TASK = "rotten_tomatoes"
+MANIFEST = "demo_manifest.json"
+PACKAGES = ["seedlab", "torch", "transformers", "tokenizers", "numpy", "pandas", "pyarrow",
+            "duckdb", "scattertext"]
+
+
+class DemoError(SeedlabError):
+    """A demo build that did not complete (a job failed); the message says which."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that defines a study. Sizes are ``L<layers>-H<hidden>`` (hidden written
+    with three digits so that names sort by size); ``prune_seed`` is the fine-tuning seed
+    whose models are also pruned; ``max_*`` limit the examples (None: all)."""
+
+    name: str
+    sizes: tuple[str, ...]
+    pretrain_seeds: tuple[int, ...]
+    finetune_seeds: tuple[int, ...]
+    checkpoints: tuple[float, ...]
+    pretrain_epochs: float
+    pretrain_learning_rate: float
+    pretrain_batch_size: int
+    finetune_epochs: float
+    finetune_learning_rate: float
+    finetune_batch_size: int
+    max_seq_length: int
+    max_pretrain_examples: int | None
+    max_train_examples: int | None
+    max_eval_examples: int | None
+    prune_seed: int
+    workers: int = 2
+
+
+FULL = Recipe(
+    name="full", sizes=("L2-H064", "L2-H128", "L4-H128"), pretrain_seeds=(0, 1, 2, 3, 4),
+    finetune_seeds=(1, 2, 3, 4, 5), checkpoints=(1 / 3, 2 / 3, 1.0),
+    pretrain_epochs=1.0, pretrain_learning_rate=1e-3, pretrain_batch_size=64,
+    finetune_epochs=1.0, finetune_learning_rate=5e-4, finetune_batch_size=32,
+    max_seq_length=40, max_pretrain_examples=None, max_train_examples=3000,
+    max_eval_examples=None, prune_seed=1, workers=2)
+
+QUICK = Recipe(
+    name="quick", sizes=("L1-H064", "L2-H064"), pretrain_seeds=(0, 1), finetune_seeds=(1, 2),
+    checkpoints=(0.5, 1.0), pretrain_epochs=1.0, pretrain_learning_rate=1e-3,
+    pretrain_batch_size=32, finetune_epochs=1.0, finetune_learning_rate=1e-3,
+    finetune_batch_size=32, max_seq_length=32, max_pretrain_examples=320,
+    max_train_examples=320, max_eval_examples=120, prune_seed=1, workers=1)
+
+
+def model_dir(work: Path, size: str, pretrain_seed: int) -> Path:
+    """Where the pretrained model of ``size`` and ``pretrain_seed`` is kept."""
+    return work / "models" / f"{TASK}-{size}-p{pretrain_seed}"
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages the study depends on (and Python's)."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit() -> str:
+    """The commit of the seedlab checkout ('' outside a git checkout), with '+dirty' when
+    seedlab's own files have uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "seedlab"], cwd=root,
+                               capture_output=True, text=True, timeout=10,
+                               check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head + ("+dirty" if head and dirty else "")
+
+
+def run_workers(home: Path, n: int, log: Callable[[str], None]) -> None:
+    """Run ``seedlab worker --once`` until the queue is empty: one process (which starts
+    one worker per GPU) where there is a GPU, else ``n`` single-threaded CPU workers
+    (small models run faster on one thread each than on several)."""
+    from seedlab.runs.executor import local_gpus
+
+    gpus = local_gpus()
+    count = 1 if gpus else max(1, n)
+    env = dict(os.environ)
+    if not gpus:
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    logs = home / "runs" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    children = []
+    for i in range(count):
+        command = [sys.executable, "-m", "seedlab", "--home", str(home), "worker", "--once"]
+        out = (logs / f"demo-worker-{i}.log").open("a")
+        children.append((subprocess.Popen(command, env=env, stdout=out,
+                                          stderr=subprocess.STDOUT), out))
+        time.sleep(1.0)
+    log(f"{count} worker(s) started ({'GPU ' + ','.join(gpus) if gpus else 'CPU'})")
+    for child, out in children:
+        child.wait()
+        out.close()
+
+
+def _check_jobs(store: Store, ids: list[int], what: str) -> None:
+    from seedlab.runs import queue
+
+    if not ids:
+        return
+    frame = queue.jobs(store)
+    frame = frame[frame["id"].isin(ids)]
+    bad = frame[frame["state"] != "finished"]
+    if len(bad):
+        lines = [f"job {r.id} ({r.size}, p{r.pretrain_seed}, f{r.finetune_seed}): {r.state}"
+                 f" {r.message or ''}" for r in bad.itertuples()]
+        raise DemoError(f"{len(bad)} of {len(frame)} {what} jobs did not finish:\n"
+                        + "\n".join(lines))
+
+
+def build(work: Path, recipe: Recipe, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Build the study of ``recipe`` in the seedlab home ``work`` through the queue and
+    workers; returns the summary (accuracies, seeds, timings) for the manifest. Jobs whose
+    output already exists in ``work`` are skipped, so an interrupted build resumes."""
+    from seedlab.runs import queue, spec
+    from seedlab.runs.pretrain import pretrain_spec
+
+    work = Path(work)
+    store = Store(work)
+    started = time.time()
+    pre = [pretrain_spec(TASK, size, p, model_dir(work, size, p), epochs=recipe.pretrain_epochs,
+                         learning_rate=recipe.pretrain_learning_rate,
+                         batch_size=recipe.pretrain_batch_size,
+                         max_seq_length=recipe.max_seq_length,
+                         max_train_examples=recipe.max_pretrain_examples)
+           for size in recipe.sizes for p in recipe.pretrain_seeds]
+    pre = [s for s in pre if not (Path(s.model) / "pretrain.json").exists()]
+    ids = queue.submit(store, pre)
+    log(f"pretraining: {len(ids)} job(s) queued")
+    if ids:
+        run_workers(work, recipe.workers, log)
+    _check_jobs(store, ids, "pretraining")
+    pretrain_seconds = time.time() - started
+
+    grid = {"task": TASK, "size": list(recipe.sizes),
+            "model": {s: str(work / "models" / f"{TASK}-{s}-p{{pretrain_seed}}")
+                      for s in recipe.sizes},
+            "pretrain_seed": [str(p) for p in recipe.pretrain_seeds],
+            "checkpoints": list(recipe.checkpoints), "epochs": recipe.finetune_epochs,
+            "learning_rate": recipe.finetune_learning_rate,
+            "batch_size": recipe.finetune_batch_size, "max_seq_length": recipe.max_seq_length,
+            "max_train_examples": recipe.max_train_examples,
+            "max_eval_examples": recipe.max_eval_examples}
+    pruned = {**grid, "finetune_seeds": [recipe.prune_seed], "prune": True}
+    rest = {**grid, "finetune_seeds": [f for f in recipe.finetune_seeds if f != recipe.prune_seed]}
+    jobs = spec.missing_jobs(store, pruned) + (spec.missing_jobs(store, rest)
+                                               if rest["finetune_seeds"] else [])
+    ids = queue.submit(store, jobs)
+    log(f"fine-tuning: {len(ids)} job(s) queued")
+    if ids:
+        run_workers(work, recipe.workers, log)
+    _check_jobs(store, ids, "fine-tuning")
+    return summarize(work, recipe, seconds=time.time() - started,
+                     pretrain_seconds=pretrain_seconds)
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=float)
+    return {"mean": round(float(arr.mean()), 4),
+            "std": round(float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, 4), "n": len(arr)}
+
+
+def summarize(work: Path, recipe: Recipe, *, seconds: float,
+              pretrain_seconds: float) -> dict[str, Any]:
+    """Accuracy of each size (mean and std over all runs at each checkpoint, and of the
+    per-pretraining-seed means at the last one), held-out masked-token accuracy of the
+    pretrained models, and the majority-class rate of the eval split."""
+    from seedlab.runs.pretrain import held_out_accuracy
+
+    store = Store(work)
+    acc = store.run_accuracy(TASK, checkpoint="all")
+    acc["checkpoint"] = acc["checkpoint"].astype(float).round(4)
+    instances = store.instances(task=TASK)
+    majority = float(instances["label"].value_counts(normalize=True).max())
+    sizes: dict[str, Any] = {}
+    last = round(max(recipe.checkpoints), 4)
+    for size in recipe.sizes:
+        rows = acc[acc["size"] == size]
+        final = rows[rows["checkpoint"] == last]
+        per_seed = final.groupby("pretrain_seed")["accuracy"].mean()
+        sizes[size] = {
+            "accuracy": _mean_std(final["accuracy"].tolist()),
+            "accuracy_by_checkpoint": {f"{c:g}": _mean_std(g["accuracy"].tolist())
+                                       for c, g in rows.groupby("checkpoint")},
+            "accuracy_of_pretraining_seeds": _mean_std(per_seed.tolist()),
+            "mlm_accuracy": _mean_std([held_out_accuracy(model_dir(work, size, p))
+                                       for p in recipe.pretrain_seeds]),
+        }
+    masks = store.masks(task=TASK)
+    return {"task": TASK, "n_eval_instances": len(instances),
+            "n_runs": int(acc[["size", "pretrain_seed", "finetune_seed"]].drop_duplicates()
+                          .shape[0]),
+            "n_mask_settings": int(masks["setting"].nunique()) if len(masks) else 0,
+            "majority_class_rate": round(majority, 4), "sizes": sizes,
+            "seconds": round(seconds, 1), "pretraining_seconds": round(pretrain_seconds, 1)}
+
+
+def description(recipe: Recipe, summary: dict[str, Any]) -> str:
+    """The task description the app's banner shows."""
+    return (f"Miniature study, {summary['n_eval_instances']:,} instances: small BERTs"
+            f" pretrained from scratch (masked LM) and fine-tuned by seedlab's runner on"
+            f" Rotten Tomatoes; sizes {', '.join(recipe.sizes)};"
+            f" {len(recipe.pretrain_seeds)} pretraining seeds x"
+            f" {len(recipe.finetune_seeds)} fine-tuning seeds;"
+            f" {len(recipe.checkpoints)} checkpoints.")
+
+
+def publish(work: Path, out: Path, recipe: Recipe, manifest: dict[str, Any]) -> None:
+    """Copy the finished study from ``work`` into the home ``out`` in one transaction
+    (runs, instances, pruning masks, the task's description), then write the manifest.
+    Other tasks in ``out`` are left alone; earlier demo runs are replaced."""
+    src, dest = Store(work), Store(out)
+    runs = src.runs(task=TASK)
+    if runs.empty:
+        raise DemoError(f"{work} holds no {TASK} runs to publish")
+    masks = src.masks(task=TASK)
+    with dest.transaction("import", f"seedlab demo ({recipe.name})", replace=True) as tx:
+        tx.set_task(TASK, src.label_list(TASK), source="seedlab demo",
+                    description=manifest["description"])
+        tx.add_instances(TASK, src.instances(task=TASK).drop(columns=["task"]))
+        for run in runs.itertuples():
+            frame = src.predictions(task=TASK, size=run.size, pretrain_seed=run.pretrain_seed,
+                                    finetune_seed=run.finetune_seed,
+                                    columns=["checkpoint", "instance_id", "pred", "correct",
+                                             "p_correct", "probs"])
+            frame = frame.sort_values(["checkpoint", "instance_id"]).reset_index(drop=True)
+            table = _prediction_table(frame)
+            tx.add_run(RunData(TASK, str(run.size), str(run.pretrain_seed),
+                               int(run.finetune_seed), table, source="seedlab-run",
+                               model=_relative_model(str(run.model), work),
+                               hyperparameters=_json(run.hyperparameters),
+                               provenance={**_json(run.provenance), "demo": recipe.name}))
+        for setting, frame in masks.groupby("setting"):
+            tx.add_masks(str(setting), TASK, frame[["seed", "component", "layer", "head", "kept",
+                                                    "importance"]].reset_index(drop=True))
+    tmp = out / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, out / MANIFEST)
+
+
+def _json(value: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    try:
+        return json.loads(value) if value else {}
+    except (TypeError, ValueError):
+        return {}
+
+
+def _relative_model(model: str, work: Path) -> str:
+    """Model folders live in the work home; record them by their name only."""
+    return Path(model).name if model.startswith(str(work)) else model
+
+
+def _prediction_table(frame: pd.DataFrame):
+    import pyarrow as pa
+
+    return pa.table({
+        "checkpoint": pa.array(frame["checkpoint"].astype(float).to_numpy()),
+        "instance_id": pa.array(frame["instance_id"].astype(str).tolist(), pa.string()),
+        "pred": pa.array(frame["pred"].astype("int32").to_numpy()),
+        "correct": pa.array(frame["correct"].astype(bool).to_numpy()),
+        "p_correct": pa.array(frame["p_correct"].astype("float32").to_numpy()),
+        "probs": pa.array([np.asarray(p, dtype=np.float32) for p in frame["probs"]],
+                          pa.list_(pa.float32())),
+    })
+
+
+def run_demo(out: Path, recipe: Recipe, *, work: Path | None = None, fresh: bool = False,
+             command: str = "", log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Build the study of ``recipe`` in ``work`` and publish it into the home ``out``;
+    returns the manifest."""
+    out = Path(out).resolve()
+    work = Path(work or Path(tempfile.gettempdir()) / f"seedlab-demo-{recipe.name}").resolve()
+    if work == out:
+        raise DemoError("the work home must differ from the destination (--out)")
+    if fresh and work.exists():
+        shutil.rmtree(work)
+    started_at = utc_now()
+    log(f"seedlab demo ({recipe.name}): building in {work}, publishing to {out}")
+    summary = build(work, recipe, log=log)
+    manifest = {
+        "study": "miniature MultiBERTs on Rotten Tomatoes, made by seedlab's own runner",
+        "command": command or "seedlab demo" + (" --quick" if recipe.name == "quick" else ""),
+        "recipe": asdict(recipe),
+        "seeds": {"pretrain": list(recipe.pretrain_seeds),
+                  "finetune": list(recipe.finetune_seeds), "pruned": recipe.prune_seed},
+        "started_at": started_at, "finished_at": utc_now(),
+        "host": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "git_commit": git_commit(), "versions": package_versions(), **summary,
+    }
+    manifest["description"] = description(recipe, summary)
+    (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    publish(work, out, recipe, manifest)
+    log(accuracy_table(manifest))
+    log(f"published {summary['n_runs']} runs into {out} ({summary['seconds']:.0f} s)")
+    return manifest
+
+
+def accuracy_table(manifest: dict[str, Any]) -> str:
+    """A Markdown table of the accuracy of each size (last checkpoint, mean ± std over
+    runs) and its held-out masked-token accuracy."""
+    lines = ["| size | runs | eval accuracy (mean ± std) | masked-LM accuracy |",
+             "|---|---|---|---|"]
+    for size, row in manifest["sizes"].items():
+        a, m = row["accuracy"], row["mlm_accuracy"]
+        lines.append(f"| {size} | {a['n']} | {a['mean']:.3f} ± {a['std']:.3f} |"
+                     f" {m['mean']:.3f} ± {m['std']:.3f} |")
+    lines.append(f"\nMajority class: {manifest['majority_class_rate']:.3f}.")
+    return "\n".join(lines)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``seedlab demo [--quick] [--out DIR] [--work DIR] [--fresh]``."""
+    p = sub.add_parser("demo", help="rebuild the default study (miniature MultiBERTs on Rotten"
+                                    " Tomatoes) with seedlab's own runner")
+    p.add_argument("--quick", action="store_true",
+                   help="a minutes-long miniature (2 sizes x 2 x 2 seeds, few examples)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="seedlab home to publish into (default: --home, $SEEDLAB_HOME or ./data)")
+    p.add_argument("--work", type=Path, default=None,
+                   help="where the study is built before publishing (default: a folder in"
+                        " the temporary directory; reused, so an interrupted build resumes)")
+    p.add_argument("--fresh", action="store_true", help="empty the work folder first")
+    p.add_argument("--workers", type=int, default=None, help="CPU workers (default: recipe's)")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(store: Store, args: argparse.Namespace) -> int:
+    recipe = QUICK if args.quick else FULL
+    if args.workers:
+        recipe = Recipe(**{**asdict(recipe), "workers": args.workers})
+    out = args.out or store.home
+    command = "seedlab " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""
+    run_demo(out, recipe, work=args.work, fresh=args.fresh, command=command,
+             log=lambda m: print(m, flush=True))
+    return 0

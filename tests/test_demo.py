@@ -1,0 +1,194 @@
+"""The default study: ``seedlab demo --quick`` end to end (masked-LM pretraining jobs, then
+fine-tuning and pruning jobs, all through the queue and ``seedlab worker --once``, on the
+real Rotten Tomatoes snippets), and the pretraining job kind on its own. Nothing downloads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+
+from seedlab import demo
+from seedlab.cli import main as cli
+from seedlab.runs import queue
+from seedlab.runs.pretrain import (
+    PRETRAIN_SLOT,
+    mask_tokens,
+    parse_size,
+    pretrain_spec,
+    run_pretrain_job,
+)
+from seedlab.runs.trainer import JobFailed
+from seedlab.store import Store
+
+Q = demo.QUICK
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, Path]:
+    """``seedlab demo --quick`` run once through the CLI into a temporary home."""
+    root = tmp_path_factory.mktemp("demo")
+    out, work = root / "home", root / "work"
+    code = cli(["--home", str(out), "demo", "--quick", "--work", str(work)])
+    assert code == 0
+    return {"out": out, "work": work}
+
+
+def test_quick_demo_registers_every_run_with_its_key(built):
+    store = Store(built["out"])
+    runs = store.runs(task=demo.TASK)
+    keys = {(r.size, r.pretrain_seed, int(r.finetune_seed)) for r in runs.itertuples()}
+    want = set(itertools.product(Q.sizes, [str(p) for p in Q.pretrain_seeds], Q.finetune_seeds))
+    assert keys == want
+    assert set(runs["source"]) == {"seedlab-run"}
+    provenance = [json.loads(p) if isinstance(p, str) else p for p in runs["provenance"]]
+    assert all(p["demo"] == "quick" and p["job_id"] > 0 for p in provenance)
+
+    preds = store.predictions(task=demo.TASK)
+    n_eval = Q.max_eval_examples
+    assert len(preds) == len(want) * len(Q.checkpoints) * n_eval
+    assert sorted(round(c, 4) for c in preds["checkpoint"].unique()) == \
+        [round(c, 4) for c in Q.checkpoints]
+    probs = np.stack(preds["probs"].to_numpy())
+    assert probs.shape == (len(preds), 2)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (preds["pred"].to_numpy() == probs.argmax(1)).all()
+    # The eval instances are the real snippets, with their gold labels.
+    instances = store.instances(task=demo.TASK)
+    assert len(instances) == n_eval and instances["instance_id"].str.startswith("rt-").all()
+    assert set(instances["label"]) == {"fresh", "rotten"}
+
+
+def test_quick_demo_made_models_by_pretraining_jobs(built):
+    work = Store(built["work"])
+    jobs = queue.jobs(work)
+    pre = jobs[jobs["finetune_seed"] == PRETRAIN_SLOT]
+    assert len(pre) == len(Q.sizes) * len(Q.pretrain_seeds)
+    assert set(pre["state"]) == {"finished"} and set(jobs["state"]) == {"finished"}
+    vocabs, weights = [], {}
+    for size, p in itertools.product(Q.sizes, Q.pretrain_seeds):
+        folder = demo.model_dir(built["work"], size, p)
+        summary = json.loads((folder / "pretrain.json").read_text())
+        layers, hidden = parse_size(size)
+        assert (summary["layers"], summary["hidden"], summary["seed"]) == (layers, hidden, p)
+        assert summary["n_texts"] == Q.max_pretrain_examples
+        config = json.loads((folder / "config.json").read_text())
+        assert config["architectures"] == ["BertForMaskedLM"]
+        vocabs.append((folder / "tokenizer.json").read_text())
+        from safetensors.numpy import load_file
+
+        weights[size, p] = load_file(folder / "model.safetensors")
+    # One WordPiece vocabulary for every model; the seed changes the weights.
+    assert all(v == vocabs[0] for v in vocabs)
+    name = "bert.embeddings.word_embeddings.weight"
+    size = Q.sizes[0]
+    assert not np.allclose(weights[size, 0][name], weights[size, 1][name])
+
+
+def test_quick_demo_writes_masks_for_the_pruned_seed(built):
+    store = Store(built["out"])
+    masks = store.masks(task=demo.TASK)
+    settings = {f"seedlab-heads_mlps-{s}-p{p}" for s in Q.sizes for p in Q.pretrain_seeds}
+    assert set(masks["setting"]) == settings
+    assert set(masks["seed"]) == {Q.prune_seed}
+    for size in Q.sizes:
+        layers, hidden = parse_size(size)
+        heads, n = store.mask_arrays(f"seedlab-heads_mlps-{size}-p0", demo.TASK, "head")
+        assert heads.shape == (1, layers, hidden // 32) and n == [Q.prune_seed]
+        mlps, _ = store.mask_arrays(f"seedlab-heads_mlps-{size}-p0", demo.TASK, "mlp")
+        assert mlps.shape == (1, layers)
+
+
+def test_quick_demo_manifest_and_banner(built):
+    out = Store(built["out"])
+    manifest = json.loads((built["out"] / demo.MANIFEST).read_text())
+    assert manifest["command"].startswith("seedlab") and "--quick" in manifest["command"]
+    assert manifest["seeds"] == {"pretrain": list(Q.pretrain_seeds),
+                                 "finetune": list(Q.finetune_seeds), "pruned": Q.prune_seed}
+    assert {"torch", "transformers", "tokenizers", "duckdb"} <= set(manifest["versions"])
+    assert "git_commit" in manifest and manifest["seconds"] > 0
+    assert manifest["n_runs"] == len(Q.sizes) * len(Q.pretrain_seeds) * len(Q.finetune_seeds)
+    # The accuracy of each size is the mean and std over its runs at the last checkpoint.
+    acc = out.run_accuracy(demo.TASK)
+    for size in Q.sizes:
+        values = acc[acc["size"] == size]["accuracy"].to_numpy()
+        row = manifest["sizes"][size]["accuracy"]
+        assert row["n"] == len(values) == len(Q.pretrain_seeds) * len(Q.finetune_seeds)
+        assert row["mean"] == pytest.approx(values.mean(), abs=1e-4)
+        assert row["std"] == pytest.approx(values.std(ddof=1), abs=1e-4)
+        assert 0 < manifest["sizes"][size]["mlm_accuracy"]["mean"] < 1
+    labels = out.instances(task=demo.TASK)["label"]
+    assert manifest["majority_class_rate"] == pytest.approx(
+        labels.value_counts(normalize=True).max(), abs=1e-4)
+    task = out.tasks().set_index("task").loc[demo.TASK]
+    assert not bool(task["simulated"])
+    assert task["description"].startswith(f"Miniature study, {Q.max_eval_examples} instances")
+    assert ", ".join(Q.sizes) in task["description"]
+    assert "| size | runs |" in demo.accuracy_table(manifest)
+
+
+def test_rebuilding_resumes_and_leaves_other_tasks_alone(built, tmp_path):
+    # A second build in the same work home queues nothing and publishes the same runs.
+    import pandas as pd
+
+    out = tmp_path / "other"
+    with Store(out).transaction("import", "test") as tx:
+        tx.set_task("sim-other", ["a", "b"], simulated=True, description="simulated")
+        tx.add_instances("sim-other", pd.DataFrame({"instance_id": ["x"], "split": ["dev"],
+                                                    "label": ["a"], "text_a": ["t"]}))
+    manifest = demo.run_demo(out, Q, work=built["work"], log=lambda m: None)
+    assert manifest["n_runs"] == Store(built["out"]).runs(task=demo.TASK).shape[0]
+    tasks = Store(out).tasks().set_index("task")
+    assert set(tasks.index) == {"sim-other", demo.TASK}
+    assert tasks.loc["sim-other", "description"] == "simulated"
+    assert len(Store(out).instances(task="sim-other")) == 1
+    before = queue.counts(Store(built["work"]))["finished"]
+    assert before == len(queue.jobs(Store(built["work"])))
+    with pytest.raises(demo.DemoError, match="must differ"):
+        demo.run_demo(built["work"], Q, work=built["work"], log=lambda m: None)
+
+
+def test_pretraining_seed_sets_weights_and_data_order(store, tmp_path):
+    def run(seed: int, name: str, job: int):
+        spec = pretrain_spec("rotten_tomatoes", "L1-H032", seed, tmp_path / name, epochs=1.0,
+                             batch_size=16, max_seq_length=24, max_train_examples=64)
+        return run_pretrain_job(store, job, spec, progress=lambda *a: True)
+
+    from safetensors.numpy import load_file
+
+    a, b, c = run(3, "a", 1), run(3, "b", 2), run(4, "c", 3)
+    wa, wb, wc = (load_file(r.run_dir / "model.safetensors") for r in (a, b, c))
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)  # same seed: same model
+    assert a.accuracy == b.accuracy
+    assert any(not np.allclose(wa[k], wc[k]) for k in wa)
+    # A finished folder is kept, not trained again.
+    again = run(3, "a", 4)
+    assert again.run_dir == a.run_dir and again.accuracy == a.accuracy
+
+
+def test_masking_and_size_names():
+    import torch
+
+    ids = torch.arange(5, 5 + 4000).reshape(200, 20)
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    special[:, 0] = True
+    g = torch.Generator().manual_seed(0)
+    inputs, labels = mask_tokens(ids, special, 4005, g)
+    chosen = labels != -100
+    assert not chosen[:, 0].any()
+    assert 0.13 < chosen.float().mean() / 0.95 < 0.17
+    assert torch.equal(labels[chosen], ids[chosen])
+    masked = (inputs == 4) & chosen
+    assert 0.75 < masked.sum() / chosen.sum() < 0.85
+    assert torch.equal(inputs[~chosen], ids[~chosen])
+    assert parse_size("L4-H128") == (4, 128) and parse_size("L2-H064") == (2, 64)
+    with pytest.raises(JobFailed, match="multiple of 32"):
+        parse_size("L2-H50")
