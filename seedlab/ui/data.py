@@ -371,7 +371,8 @@ def _decay(home: str, version: int, task: str, small: str, large: str,
                    "The decay analysis")
     if len(s.pretrain_seeds) < 2:
         raise NotEnoughData("The decay analysis needs at least 2 pretraining seeds.")
-    ids = np.array([i for i in s.instance_ids if i in set(lg.instance_ids)], dtype=object)
+    large_ids = set(lg.instance_ids)  # built once: inside the comprehension it is O(N^2)
+    ids = np.array([i for i in s.instance_ids if i in large_ids], dtype=object)
     si = pd.Index(s.instance_ids).get_indexer(ids)
     li = pd.Index(lg.instance_ids).get_indexer(ids)
     result = stats.decay_bounds(s.correct[si], lg.correct[li])
@@ -430,7 +431,8 @@ def _multibootstrap(home: str, version: int, task: str, arms: tuple[tuple, tuple
 
     loaded = [_arrays(home, version, task, size, pretrain, finetune, ckpt, None)
               for size, ckpt in arms]
-    common = [i for i in loaded[0].instance_ids if i in set(loaded[1].instance_ids)]
+    treatment_ids = set(loaded[1].instance_ids)  # built once, not once per instance
+    common = [i for i in loaded[0].instance_ids if i in treatment_ids]
     if not common:
         raise NotEnoughData("The two configurations share no instances.")
     rows, seeds, fseeds, treat = [], [], [], []
