@@ -381,8 +381,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Run every section and return the result (see the module docstring)."""
+def save(result: dict, out: Path | None) -> None:
+    """Write the result so far (each section is saved as it finishes)."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, default=str))
+
+
+def run(args: argparse.Namespace, out: Path | None = None) -> dict:
+    """Run every section and return the result (see the module docstring); with ``out``,
+    the result so far is written there after each section."""
     scale = args.scale if args.scale is not None else (0.1 if args.quick else 1.0)
     n = max(20, round(QQP_INSTANCES * scale))
     sizes = [s for s in args.sizes.split(",") if s]
@@ -406,6 +414,7 @@ def run(args: argparse.Namespace) -> dict:
                                                  args.checkpoints, sizes, release)
         say(f"release written in {result['release']['write_s']:.0f} s; importing")
         result["import"] = child("import", args.timeout, home=str(home), release=str(release))
+        save(result, out)
         shutil.rmtree(release, ignore_errors=True)
 
         say("store queries")
@@ -424,10 +433,12 @@ def run(args: argparse.Namespace) -> dict:
             q["ratio_warm"] = q["warm_s"] / q["floor_s"]
             queries.append({"name": name, **q})
         result["queries"] = queries
+        save(result, out)
 
         say("statistics")
         result["stats"] = stats_section(data, study.labels.astype(np.int64), sizes,
                                         args.nboot, scale < 0.5)
+        save(result, out)
         del data, floors
         study = None
 
@@ -437,6 +448,7 @@ def run(args: argparse.Namespace) -> dict:
             say(f"  {page}")
             p = child("page", args.timeout, home=str(home), page=page, timeout=args.timeout)
             result["pages"].append({"page": page, **p})
+            save(result, out)
         result["app"] = child("app", args.timeout, home=str(home), pages=pages,
                               timeout=args.timeout)
     finally:
@@ -451,10 +463,9 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = run(args)
     out = args.out or RESULTS / f"scale-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str))
+    result = run(args, out)
+    save(result, out)
     print(markdown(result))
     print(f"\nJSON: {out}")
     return 0
