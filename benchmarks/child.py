@@ -28,7 +28,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _maxrss_mb() -> float:
-    """Peak resident memory of this process in MiB (Linux reports KiB)."""
+    """Peak resident memory of this process image in MiB: ``VmHWM`` of /proc/self/status.
+
+    Not ``ru_maxrss``: Linux carries the pre-exec high-water mark over ``execve``, so a
+    child started by a parent holding 2 GB of arrays would report the parent's 2 GB.
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
