@@ -577,9 +577,10 @@ def _prediction_table(run: RunData, run_id: str) -> pa.Table:
     n = t.num_rows
     table = pa.table(
         {
-            "run_id": pa.array([run_id] * n, pa.string()),
-            "pretrain_seed": pa.array([str(run.pretrain_seed)] * n, pa.string()),
-            "finetune_seed": pa.array([int(run.finetune_seed)] * n, pa.int64()),
+            # Constant columns without Python lists of n values (318k per run at QQP scale).
+            "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
+            "pretrain_seed": pa.repeat(pa.scalar(str(run.pretrain_seed), pa.string()), n),
+            "finetune_seed": pa.repeat(pa.scalar(int(run.finetune_seed), pa.int64()), n),
             "checkpoint": t["checkpoint"].cast(pa.float64()),
             "instance_id": t["instance_id"].cast(pa.string()),
             "pred": t["pred"].cast(pa.int32()),
