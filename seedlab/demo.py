@@ -76,16 +76,17 @@ class Recipe:
     max_train_examples: int | None
     max_eval_examples: int | None
     prune_seed: int
+    prune_step: float = 0.1
     workers: int = 2
 
 
 FULL = Recipe(
     name="full", sizes=("L2-H064", "L2-H128", "L4-H128"), pretrain_seeds=(0, 1, 2, 3, 4),
     finetune_seeds=(1, 2, 3, 4, 5), checkpoints=(1 / 3, 2 / 3, 1.0),
-    pretrain_epochs=1.0, pretrain_learning_rate=1e-3, pretrain_batch_size=64,
-    finetune_epochs=1.0, finetune_learning_rate=5e-4, finetune_batch_size=32,
-    max_seq_length=40, max_pretrain_examples=None, max_train_examples=3000,
-    max_eval_examples=None, prune_seed=1, workers=2)
+    pretrain_epochs=0.75, pretrain_learning_rate=1e-3, pretrain_batch_size=64,
+    finetune_epochs=1.0, finetune_learning_rate=1e-3, finetune_batch_size=32,
+    max_seq_length=32, max_pretrain_examples=None, max_train_examples=None,
+    max_eval_examples=None, prune_seed=1, prune_step=0.25, workers=2)
 
 QUICK = Recipe(
     name="quick", sizes=("L1-H064", "L2-H064"), pretrain_seeds=(0, 1), finetune_seeds=(1, 2),
@@ -152,19 +153,21 @@ def run_workers(home: Path, n: int, log: Callable[[str], None]) -> None:
         out.close()
 
 
-def _check_jobs(store: Store, ids: list[int], what: str) -> None:
+def _failures(store: Store) -> str:
     from seedlab.runs import queue
 
-    if not ids:
-        return
-    frame = queue.jobs(store)
-    frame = frame[frame["id"].isin(ids)]
-    bad = frame[frame["state"] != "finished"]
-    if len(bad):
-        lines = [f"job {r.id} ({r.size}, p{r.pretrain_seed}, f{r.finetune_seed}): {r.state}"
-                 f" {r.message or ''}" for r in bad.itertuples()]
-        raise DemoError(f"{len(bad)} of {len(frame)} {what} jobs did not finish:\n"
-                        + "\n".join(lines))
+    frame = queue.jobs(store, state=["failed", "cancelled"])
+    return "\n".join(f"job {r.id} ({r.size}, p{r.pretrain_seed}, f{r.finetune_seed}): {r.state}"
+                     f" {r.message or ''}" for r in frame.itertuples())
+
+
+def _run_queue(store: Store, recipe: Recipe, log: Callable[[str], None]) -> None:
+    """Run workers while jobs are queued (also those an interrupted build left)."""
+    from seedlab.runs import queue
+
+    queue.reap_stale(store)
+    if queue.counts(store)["queued"]:
+        run_workers(store.home, recipe.workers, log)
 
 
 def build(work: Path, recipe: Recipe, *, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -186,12 +189,16 @@ def build(work: Path, recipe: Recipe, *, log: Callable[[str], None] = print) -> 
     pre = [s for s in pre if not (Path(s.model) / "pretrain.json").exists()]
     ids = queue.submit(store, pre)
     log(f"pretraining: {len(ids)} job(s) queued")
-    if ids:
-        run_workers(work, recipe.workers, log)
-    _check_jobs(store, ids, "pretraining")
+    _run_queue(store, recipe, log)
+    missing = [f"{s}-p{p}" for s in recipe.sizes for p in recipe.pretrain_seeds
+               if not (model_dir(work, s, p) / "pretrain.json").exists()]
+    if missing:
+        raise DemoError(f"pretraining did not finish for {', '.join(missing)}:\n"
+                        + _failures(store))
     pretrain_seconds = time.time() - started
 
-    grid = {"task": TASK, "size": list(recipe.sizes),
+    # Largest models first: the longest jobs start early, so the workers finish together.
+    grid = {"task": TASK, "size": list(reversed(recipe.sizes)),
             "model": {s: str(work / "models" / f"{TASK}-{s}-p{{pretrain_seed}}")
                       for s in recipe.sizes},
             "pretrain_seed": [str(p) for p in recipe.pretrain_seeds],
@@ -200,15 +207,18 @@ def build(work: Path, recipe: Recipe, *, log: Callable[[str], None] = print) -> 
             "batch_size": recipe.finetune_batch_size, "max_seq_length": recipe.max_seq_length,
             "max_train_examples": recipe.max_train_examples,
             "max_eval_examples": recipe.max_eval_examples}
-    pruned = {**grid, "finetune_seeds": [recipe.prune_seed], "prune": True}
+    pruned = {**grid, "finetune_seeds": [recipe.prune_seed],
+              "prune": {"threshold": 0.9, "step": recipe.prune_step}}
     rest = {**grid, "finetune_seeds": [f for f in recipe.finetune_seeds if f != recipe.prune_seed]}
     jobs = spec.missing_jobs(store, pruned) + (spec.missing_jobs(store, rest)
                                                if rest["finetune_seeds"] else [])
     ids = queue.submit(store, jobs)
     log(f"fine-tuning: {len(ids)} job(s) queued")
-    if ids:
-        run_workers(work, recipe.workers, log)
-    _check_jobs(store, ids, "fine-tuning")
+    _run_queue(store, recipe, log)
+    missing = spec.missing_jobs(store, pruned) + (spec.missing_jobs(store, rest)
+                                                  if rest["finetune_seeds"] else [])
+    if missing:
+        raise DemoError(f"{len(missing)} fine-tuning runs are missing:\n" + _failures(store))
     return summarize(work, recipe, seconds=time.time() - started,
                      pretrain_seconds=pretrain_seconds)
 
@@ -251,7 +261,10 @@ def summarize(work: Path, recipe: Recipe, *, seconds: float,
                           .shape[0]),
             "n_mask_settings": int(masks["setting"].nunique()) if len(masks) else 0,
             "majority_class_rate": round(majority, 4), "sizes": sizes,
-            "seconds": round(seconds, 1), "pretraining_seconds": round(pretrain_seconds, 1)}
+            "seconds": round(seconds, 1), "pretraining_seconds": round(pretrain_seconds, 1),
+            "pretraining_job_seconds": round(sum(
+                json.loads((model_dir(work, s, p) / "pretrain.json").read_text())["seconds"]
+                for s in recipe.sizes for p in recipe.pretrain_seeds), 1)}
 
 
 def description(recipe: Recipe, summary: dict[str, Any]) -> str:
@@ -356,6 +369,33 @@ def run_demo(out: Path, recipe: Recipe, *, work: Path | None = None, fresh: bool
     return manifest
 
 
+def publish_built(work: Path, out: Path) -> dict[str, Any]:
+    """Publish a study that an earlier ``seedlab demo`` finished in ``work`` (its
+    ``demo_manifest.json`` is there) into the home ``out``; returns the manifest."""
+    work, out = Path(work).resolve(), Path(out).resolve()
+    path = work / MANIFEST
+    if not path.exists():
+        raise DemoError(f"{work} holds no finished study ({MANIFEST} is missing): build it"
+                        " first with seedlab demo --work")
+    if work == out:
+        raise DemoError("the work home must differ from the destination (--out)")
+    manifest = json.loads(path.read_text())
+    recipe = Recipe(**{k: tuple(v) if isinstance(v, list) else v
+                       for k, v in manifest["recipe"].items()})
+    publish(work, out, recipe, manifest)
+    return manifest
+
+
+def default_task(home: Path, tasks: list[str]) -> str | None:
+    """The task the app opens on in ``home``: the study ``seedlab demo`` published there
+    (named by its ``demo_manifest.json``) when it is among ``tasks``, else None."""
+    try:
+        task = json.loads((Path(home) / MANIFEST).read_text()).get("task")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return task if task in tasks else None
+
+
 def accuracy_table(manifest: dict[str, Any]) -> str:
     """A Markdown table of the accuracy of each size (last checkpoint, mean ± std over
     runs) and its held-out masked-token accuracy."""
@@ -382,6 +422,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         " the temporary directory; reused, so an interrupted build resumes)")
     p.add_argument("--fresh", action="store_true", help="empty the work folder first")
     p.add_argument("--workers", type=int, default=None, help="CPU workers (default: recipe's)")
+    p.add_argument("--publish-only", action="store_true", dest="publish_only",
+                   help="only publish the study already finished in --work")
     p.set_defaults(func=cmd_demo)
 
 
@@ -390,7 +432,19 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
     if args.workers:
         recipe = Recipe(**{**asdict(recipe), "workers": args.workers})
     out = args.out or store.home
-    command = "seedlab " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""
+    if args.publish_only:
+        if args.work is None:
+            raise DemoError("--publish-only needs --work (the folder the study was built in)")
+        manifest = publish_built(args.work, out)
+        print(accuracy_table(manifest))
+        print(f"published {manifest['n_runs']} runs from {args.work} into {out}")
+        return 0
+    command = " ".join(["seedlab", *(["--home", str(args.home)] if args.home else []), "demo",
+                        *(["--quick"] if args.quick else []),
+                        *(["--out", str(args.out)] if args.out else []),
+                        *(["--work", str(args.work)] if args.work else []),
+                        *(["--fresh"] if args.fresh else []),
+                        *(["--workers", str(args.workers)] if args.workers else [])])
     run_demo(out, recipe, work=args.work, fresh=args.fresh, command=command,
              log=lambda m: print(m, flush=True))
     return 0

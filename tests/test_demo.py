@@ -82,12 +82,12 @@ def test_quick_demo_made_models_by_pretraining_jobs(built):
         assert summary["n_texts"] == Q.max_pretrain_examples
         config = json.loads((folder / "config.json").read_text())
         assert config["architectures"] == ["BertForMaskedLM"]
-        vocabs.append((folder / "tokenizer.json").read_text())
+        vocabs.append(json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"])
         from safetensors.numpy import load_file
 
         weights[size, p] = load_file(folder / "model.safetensors")
     # One WordPiece vocabulary for every model; the seed changes the weights.
-    assert all(v == vocabs[0] for v in vocabs)
+    assert all(v == vocabs[0] for v in vocabs) and len(vocabs[0]) > 500
     name = "bert.embeddings.word_embeddings.weight"
     size = Q.sizes[0]
     assert not np.allclose(weights[size, 0][name], weights[size, 1][name])
@@ -110,7 +110,8 @@ def test_quick_demo_writes_masks_for_the_pruned_seed(built):
 def test_quick_demo_manifest_and_banner(built):
     out = Store(built["out"])
     manifest = json.loads((built["out"] / demo.MANIFEST).read_text())
-    assert manifest["command"].startswith("seedlab") and "--quick" in manifest["command"]
+    assert manifest["command"] == (f"seedlab --home {built['out']} demo --quick"
+                                   f" --work {built['work']}")
     assert manifest["seeds"] == {"pretrain": list(Q.pretrain_seeds),
                                  "finetune": list(Q.finetune_seeds), "pruned": Q.prune_seed}
     assert {"torch", "transformers", "tokenizers", "duckdb"} <= set(manifest["versions"])
@@ -133,6 +134,10 @@ def test_quick_demo_manifest_and_banner(built):
     assert task["description"].startswith(f"Miniature study, {Q.max_eval_examples} instances")
     assert ", ".join(Q.sizes) in task["description"]
     assert "| size | runs |" in demo.accuracy_table(manifest)
+    # The app opens on the published study; a home without a manifest has no default.
+    assert demo.default_task(built["out"], ["sim-x", demo.TASK]) == demo.TASK
+    assert demo.default_task(built["out"], ["sim-x"]) is None
+    assert demo.default_task(built["work"] / "runs", [demo.TASK]) is None
 
 
 def test_rebuilding_resumes_and_leaves_other_tasks_alone(built, tmp_path):
@@ -192,3 +197,19 @@ def test_masking_and_size_names():
     assert parse_size("L4-H128") == (4, 128) and parse_size("L2-H064") == (2, 64)
     with pytest.raises(JobFailed, match="multiple of 32"):
         parse_size("L2-H50")
+
+
+def test_publish_only_copies_a_finished_study(built, tmp_path):
+    other = tmp_path / "published"
+    assert cli(["--home", str(other), "demo", "--publish-only", "--work", str(built["work"])]) == 0
+    a, b = Store(built["out"]), Store(other)
+    assert len(b.runs(task=demo.TASK)) == len(a.runs(task=demo.TASK))
+    pa_, pb = (s.predictions(task=demo.TASK).sort_values(["size", "pretrain_seed",
+                                                          "finetune_seed", "checkpoint",
+                                                          "instance_id"])
+               for s in (a, b))
+    np.testing.assert_array_equal(pa_["p_correct"].to_numpy(), pb["p_correct"].to_numpy())
+    assert json.loads((other / demo.MANIFEST).read_text()) == \
+        json.loads((built["work"] / demo.MANIFEST).read_text())
+    assert cli(["--home", str(tmp_path / "x"), "demo", "--publish-only",
+                "--work", str(tmp_path / "nothing")]) == 2

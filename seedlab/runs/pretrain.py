@@ -3,9 +3,10 @@
 A pretraining job trains a small BERT (``BertForMaskedLM`` built from a ``BertConfig``) on
 the *train* texts of a task (the eval split is never seen), with a WordPiece tokenizer
 trained on the same texts (``tokenizers``; at most ``VOCAB_SIZE`` pieces, so the output
-softmax stays cheap). As in MultiBERTs (Sellam et al. 2021), the pretraining seed sets both
+softmax stays cheap), trained once per corpus and shared by all the jobs that write their
+models in the same folder. As in MultiBERTs (Sellam et al. 2021), the pretraining seed sets both
 the initial weights and the data order (and the masking). The tokenizer does not depend on
-the seed: every seed of a size shares one vocabulary.
+the seed: all the models of a study share one vocabulary.
 
 The architecture is read from the size name, ``L<layers>-H<hidden>`` (for example
 ``L2-H64``), with one attention head per ``HEAD_DIM`` hidden units and an MLP of
@@ -25,6 +26,7 @@ register nothing in the store (the fine-tuning runs made from them do).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -85,6 +87,25 @@ def train_tokenizer(texts: list[str], folder: Path, vocab_size: int = VOCAB_SIZE
     tokenizer = BertTokenizerFast(vocab=wordpiece.get_vocab(), do_lower_case=True)
     tokenizer.save_pretrained(folder)
     return tokenizer
+
+
+def shared_tokenizer(texts: list[str], root: Path, vocab_size: int = VOCAB_SIZE):
+    """The WordPiece tokenizer of ``texts``, trained once and shared by every job whose
+    model folder is under ``root`` (kept in ``root/.tokenizers/<digest>``). The trainer of
+    ``tokenizers`` breaks ties between equally frequent pieces differently from process to
+    process, so the vocabulary is trained once and reused rather than trained per seed."""
+    digest = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:12]
+    final = root / ".tokenizers" / f"{digest}-v{vocab_size}"
+    if not (final / "tokenizer.json").exists():
+        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        train_tokenizer(texts, tmp, vocab_size)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another job got there first: use its tokenizer
+            shutil.rmtree(tmp, ignore_errors=True)
+    from transformers import BertTokenizerFast
+
+    return BertTokenizerFast.from_pretrained(final)
 
 
 def mask_tokens(input_ids, special, vocab_size: int, generator, rate: float = MASK_RATE,
@@ -180,7 +201,8 @@ def pretrain(spec: JobSpec, out: Path, *, device: str, progress: ProgressFn,
     if len(texts) < 10:
         raise JobFailed(f"task {spec.task} has only {len(texts)} training texts to pretrain on")
     started = time.time()
-    tokenizer = train_tokenizer(texts, out)
+    tokenizer = shared_tokenizer(texts, out.parent)
+    tokenizer.save_pretrained(out)
     # The seed sets the initial weights here and the data order and masking below.
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
@@ -296,4 +318,4 @@ def held_out_accuracy(model_dir: str | Path) -> float:
 
 __all__ = ["HEAD_DIM", "PRETRAIN_SLOT", "VOCAB_SIZE", "held_out_accuracy", "mask_tokens",
            "mlm_accuracy", "parse_size", "pretrain", "pretrain_spec", "run_pretrain_job",
-           "train_tokenizer"]
+           "shared_tokenizer", "train_tokenizer"]

@@ -199,30 +199,29 @@ def _bind(name: str, default: Any, kind: Any, valid: Callable[[Any], Any] | None
     return key
 
 
-def url_selectbox(label: str, options: Sequence[Any], name: str, default: Any = None,
-                  kind: Any = str, **kwargs: Any) -> Any:
-    """``st.selectbox`` whose value lives in the URL under ``name``."""
+def _url_choice(widget: Any, label: str, options: Sequence[Any], name: str, default: Any,
+                kind: Any, **kwargs: Any) -> Any:
+    """A one-of-many widget (``st.selectbox``, ``st.radio``) whose value lives in the URL."""
     options = list(options)
     if not options:
         return None
     fallback = default if default in options else options[0]
     key = _bind(name, fallback, kind, lambda v: v if v in options else fallback)
-    value = st.selectbox(label, options, key=key, **kwargs)
+    value = widget(label, options, key=key, **kwargs)
     set_url_param(name, value)
     return value
+
+
+def url_selectbox(label: str, options: Sequence[Any], name: str, default: Any = None,
+                  kind: Any = str, **kwargs: Any) -> Any:
+    """``st.selectbox`` whose value lives in the URL under ``name``."""
+    return _url_choice(st.selectbox, label, options, name, default, kind, **kwargs)
 
 
 def url_radio(label: str, options: Sequence[Any], name: str, default: Any = None,
               kind: Any = str, **kwargs: Any) -> Any:
     """``st.radio`` whose value lives in the URL under ``name``."""
-    options = list(options)
-    if not options:
-        return None
-    fallback = default if default in options else options[0]
-    key = _bind(name, fallback, kind, lambda v: v if v in options else fallback)
-    value = st.radio(label, options, key=key, **kwargs)
-    set_url_param(name, value)
-    return value
+    return _url_choice(st.radio, label, options, name, default, kind, **kwargs)
 
 
 def url_multiselect(label: str, options: Sequence[Any], name: str,
@@ -331,7 +330,11 @@ def sidebar() -> Selection:
             _copy_link()
             return selection
         task_names = tasks["task"].tolist()
-        task = url_selectbox("Task", task_names, TASK, task_names[0])
+        # Open on the default study (seedlab demo) where the home has one.
+        from seedlab.demo import default_task
+
+        first = default_task(home, task_names) or task_names[0]
+        task = url_selectbox("Task", task_names, TASK, first)
         sizes = ds.sizes(task)
         runs = ds.runs(task)
         p_all = data.sorted_seeds(runs["pretrain_seed"].unique().tolist()) if len(runs) else []
@@ -358,6 +361,8 @@ def sidebar() -> Selection:
         st.warning("**Simulated data.** The predictions of task "
                    f"`{task}` were generated, not produced by trained models. {description}",
                    icon=":material/science:")
+    elif str(row.get("description") or "").strip():
+        st.info(str(row["description"]).strip(), icon=":material/info:")
     st.session_state[_SELECTION] = selection
     return selection
 
