@@ -213,3 +213,15 @@ def test_publish_only_copies_a_finished_study(built, tmp_path):
         json.loads((built["work"] / demo.MANIFEST).read_text())
     assert cli(["--home", str(tmp_path / "x"), "demo", "--publish-only",
                 "--work", str(tmp_path / "nothing")]) == 2
+
+
+def test_app_opens_on_the_published_study(built):
+    pytest.importorskip("streamlit")
+    from app_support import app_test
+
+    at = app_test(built["out"])
+    task = next(w for w in at.sidebar.selectbox if w.label == "Task")
+    assert task.value == demo.TASK
+    banner = [i.value for i in at.info if "Miniature study" in i.value]
+    assert banner and f"{Q.max_eval_examples} instances" in banner[0]
+    assert not any("Simulated data" in w.value for w in at.warning)
