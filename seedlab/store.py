@@ -34,10 +34,11 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -45,7 +46,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seedlab import schema
+from seedlab import cubes, schema
 from seedlab.errors import DuplicateRunError, InputError, StoreError
 
 CATALOG_SCHEMA = """
@@ -120,7 +121,7 @@ def default_home() -> Path:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _digest(*parts: bytes | str) -> str:
@@ -228,7 +229,7 @@ class Transaction:
     commits, an exception discards everything staged.
     """
 
-    def __init__(self, store: "Store", kind: str, source: str, replace: bool = False) -> None:
+    def __init__(self, store: Store, kind: str, source: str, replace: bool = False) -> None:
         self.store = store
         self.kind = kind
         self.source = source
@@ -649,7 +650,7 @@ def _run_row(run: RunData, run_id: str, table: pa.Table | _SpilledRun, digest: s
 def _instance_table(frame: pd.DataFrame) -> pa.Table:
     core = ["instance_id", "split", "guid", "text_a", "text_b", "label"]
     extras = [c for c in frame.columns if c not in core and c not in ("task", "extra")]
-    out = pd.DataFrame({c: frame[c] if c in frame else None for c in core})
+    out = pd.DataFrame({c: frame.get(c) for c in core})
     for c in core:
         out[c] = out[c].map(lambda v: None if _is_missing(v) else str(v)).astype(object)
     base_extra = frame["extra"] if "extra" in frame else pd.Series([None] * len(frame), index=frame.index)
@@ -807,7 +808,7 @@ class Store:
             row = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
         return int(row[0]) if row else 0
 
-    def transaction(self, kind: str, source: str = "", *, replace: bool = False) -> "_TxContext":
+    def transaction(self, kind: str, source: str = "", *, replace: bool = False) -> _TxContext:
         """Stage writes, then commit them atomically: ``with store.transaction('zhong', path)
         as tx: tx.add_run(...)``. ``replace=True`` lets a run with the same key but different
         predictions replace the stored one."""
@@ -852,7 +853,7 @@ class Store:
                     digest = _table_digest(table)
                     run_rows[meta["run_id"]] = _run_row(
                         run, meta["run_id"], table, digest, str(path.relative_to(self.home)),
-                        datetime.fromtimestamp(mtime, timezone.utc).isoformat(),
+                        datetime.fromtimestamp(mtime, UTC).isoformat(),
                     )
                     run_mtime[meta["run_id"]] = mtime
                 instance_rows = {}
@@ -1251,85 +1252,23 @@ class Store:
         missing = [(p, f) for p in p_list for f in f_list if (p, f) not in present]
 
         all_ckpts = sorted({c for cs in runs["checkpoints"] for c in json.loads(cs)})
-        four_d = isinstance(checkpoint, (list, tuple)) or checkpoint == "all"
-        if checkpoint == "all":
-            e_list = all_ckpts
-        elif isinstance(checkpoint, (list, tuple)):
-            e_list = [float(c) for c in checkpoint]
-        elif checkpoint == "last":
-            e_list = [None]
-        else:
-            e_list = [float(checkpoint)]
-
-        files = [str(self.home / f) for f in runs["file"]]
-        cur = self._cursor()
-        try:
-            params: list[Any] = [files]
-            ckpt_filter = ""
-            lasts = {max(json.loads(cs)) for cs in runs["checkpoints"] if json.loads(cs)}
-            if checkpoint == "last" and len(lasts) == 1:
-                # Every run ends at the same checkpoint (the catalogue knows which): a plain
-                # filter that DuckDB pushes into the Parquet scan, no window over all rows.
-                select = ("SELECT pretrain_seed, finetune_seed, 0 AS e, instance_id, correct,"
-                          " p_correct, pred FROM read_parquet(?) WHERE checkpoint = ?")
-                params.append(lasts.pop())
-            elif checkpoint == "last":
-                select = ("SELECT pretrain_seed, finetune_seed, 0 AS e, instance_id, correct,"
-                          " p_correct, pred FROM (SELECT *, checkpoint = max(checkpoint) OVER"
-                          " (PARTITION BY run_id) AS is_last FROM read_parquet(?)) WHERE is_last")
-            else:
-                select = ("SELECT pretrain_seed, finetune_seed, round(checkpoint, 4) AS e,"
-                          " instance_id, correct, p_correct, pred FROM read_parquet(?)")
-                clause, p = _in_clause("round(checkpoint, 4)", [round(c, 4) for c in e_list])
-                ckpt_filter = " WHERE " + clause
-                params += p
-            table = cur.sql(select + ckpt_filter, params=params).to_arrow_table()
-        finally:
-            cur.close()
-
-        inst = self._instance_keys(task)
-        label_list = self.label_list(task)
-        if split is not None:
-            inst = inst[inst["split"].isin(_as_list(split))]
-        if instance_ids is not None:
-            inst = inst[inst["instance_id"].isin([str(i) for i in instance_ids])]
-        seen_ids = pa.compute.unique(table["instance_id"]).to_numpy(zero_copy_only=False)
-        if len(inst):
-            inst_ids = pa.array(inst["instance_id"].astype(str).tolist(), pa.string())
-            seen = pa.compute.is_in(inst_ids, value_set=pa.array(seen_ids.tolist(), pa.string()))
-            ids = inst["instance_id"][seen.to_numpy(zero_copy_only=False)].to_numpy(dtype=object)
-        else:
-            ids = np.array(sorted(seen_ids, key=seed_sort_key), dtype=object) if split is None and instance_ids is None else np.array([], dtype=object)
-        # Row -> position lookups with Arrow's hash kernels (no Python strings per row).
-        i_idx = _positions(table["instance_id"], pa.array(ids.tolist(), pa.string()))
-        p_idx = _positions(table["pretrain_seed"], pa.array(p_list, pa.string()))
-        f_idx = _positions(table["finetune_seed"], pa.array(f_list, pa.int64()))
-        if checkpoint == "last":
-            e_idx = np.zeros(table.num_rows, dtype=np.int64)
-        else:
-            e_idx = _positions(table["e"], pa.array([round(c, 4) for c in e_list], pa.float64()))
-        keep = (i_idx >= 0) & (p_idx >= 0) & (f_idx >= 0) & (e_idx >= 0)
-        shape = (len(ids), len(p_list), len(f_list), len(e_list))
-        correct = np.full(shape, np.nan)
-        p_correct = np.full(shape, np.nan)
-        pred = np.full(shape, -1, dtype=np.int64)
-        index = (i_idx[keep], p_idx[keep], f_idx[keep], e_idx[keep])
-        correct[index] = table["correct"].to_numpy(zero_copy_only=False)[keep]
-        p_correct[index] = table["p_correct"].to_numpy(zero_copy_only=False)[keep]
-        pred[index] = table["pred"].to_numpy(zero_copy_only=False)[keep]
-        if not four_d:
-            correct, p_correct, pred = correct[..., 0], p_correct[..., 0], pred[..., 0]
-        if len(inst):
-            gold = inst.set_index("instance_id").loc[ids, "label"].astype(str).tolist() if len(ids) else []
-        else:
-            gold = []
-        lookup = {name: i for i, name in enumerate(label_list)}
-        labels = np.array([lookup.get(g, -1) for g in gold], dtype=np.int64) if gold else np.full(len(ids), -1)
+        cube = cubes.load_cube(self, task, size, self.runs(task=task, size=size))
+        rows = None
+        if split is not None or instance_ids is not None:
+            keep = np.ones(len(cube.instance_ids), dtype=bool)
+            if split is not None:
+                keep &= np.isin(cube.splits.astype(str), [str(s) for s in _as_list(split)])
+            if instance_ids is not None:
+                keep &= np.isin(cube.instance_ids.astype(str), [str(i) for i in instance_ids])
+            rows = np.flatnonzero(keep)
+        wanted = all_ckpts if checkpoint == "all" else checkpoint
+        correct, p_correct, pred, used = cubes.select(cube, p_list, f_list, wanted, rows)
+        ids = cube.instance_ids if rows is None else cube.instance_ids[rows]
+        labels = np.asarray(cube.labels if rows is None else cube.labels[rows], dtype=np.int64)
         return SeedArrays(
-            task=task, size=size, instance_ids=ids, labels=labels, label_list=label_list,
-            pretrain_seeds=p_list, finetune_seeds=f_list,
-            checkpoints=all_ckpts if checkpoint == "all" else ([max(all_ckpts)] if checkpoint == "last" else e_list),
-            correct=correct, p_correct=p_correct, pred=pred, missing=missing,
+            task=task, size=size, instance_ids=ids, labels=labels,
+            label_list=self.label_list(task), pretrain_seeds=p_list, finetune_seeds=f_list,
+            checkpoints=used, correct=correct, p_correct=p_correct, pred=pred, missing=missing,
         )
 
     def _instance_keys(self, task: str) -> pd.DataFrame:
@@ -1346,34 +1285,41 @@ class Store:
     def run_accuracy(self, task: str, size: str | Sequence[str] | None = None,
                      checkpoint: Any = "last") -> pd.DataFrame:
         """Accuracy of each run: task, size, pretrain_seed, finetune_seed, checkpoint,
-        accuracy, n."""
-        files = self._run_files(task=task, size=size)
+        accuracy, n (instances scored). ``checkpoint``: ``'last'`` (each run's last), one
+        value, or ``None`` / ``'all'`` (a row per checkpoint)."""
         cols = ["task", "size", "pretrain_seed", "finetune_seed", "checkpoint", "accuracy", "n"]
-        if not files:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-        params: list[Any] = [files]
-        src = ("read_parquet(?, hive_partitioning = true,"
-               " hive_types = {'task': VARCHAR, 'size': VARCHAR})")
-        query = (f"SELECT task, size, pretrain_seed, finetune_seed, checkpoint,"
-                 f" avg(correct::DOUBLE) AS accuracy, count(*) AS n FROM {src}"
-                 " GROUP BY ALL")
         runs = self.runs(task=task, size=size)
-        lasts = {max(json.loads(cs)) for cs in runs["checkpoints"] if json.loads(cs)}
-        if checkpoint == "last" and len(lasts) == 1:
-            # Every run ends at the same checkpoint: filter in the Parquet scan, then group.
-            query = (f"SELECT task, size, pretrain_seed, finetune_seed, checkpoint,"
-                     f" avg(correct::DOUBLE) AS accuracy, count(*) AS n FROM {src}"
-                     " WHERE checkpoint = ? GROUP BY ALL")
-            params.append(lasts.pop())
-        elif checkpoint == "last":
-            query = (f"SELECT * EXCLUDE (last) FROM (SELECT *, max(checkpoint) OVER (PARTITION BY"
-                     f" task, size, pretrain_seed, finetune_seed) AS last FROM ({query}))"
-                     " WHERE checkpoint = last")
-        elif checkpoint not in (None, "all"):
-            query = f"SELECT * FROM ({query}) WHERE round(checkpoint, 4) = ?"
-            params.append(round(float(checkpoint), 4))
-        frame = self.sql(query + " ORDER BY size, pretrain_seed, finetune_seed, checkpoint", params)
-        return frame
+        frames = []
+        for size_name in runs["size"].unique():
+            cube = cubes.load_cube(self, task, size_name, self.runs(task=task, size=size_name))
+            valid = np.asarray(cube.correct) >= 0
+            n = valid.sum(axis=0)                                  # (P, F, E)
+            hits = (np.asarray(cube.correct) == 1).sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                accuracy = hits / n
+            p_idx, f_idx, e_idx = np.nonzero(n > 0)
+            if checkpoint == "last":
+                on_last = cube.last[p_idx, f_idx] == e_idx
+                p_idx, f_idx, e_idx = p_idx[on_last], f_idx[on_last], e_idx[on_last]
+            elif checkpoint not in (None, "all"):
+                at = [i for i, c in enumerate(cube.checkpoints)
+                      if round(c, 4) == round(float(checkpoint), 4)]
+                chosen = np.isin(e_idx, at)
+                p_idx, f_idx, e_idx = p_idx[chosen], f_idx[chosen], e_idx[chosen]
+            frames.append(pd.DataFrame({
+                "task": task, "size": size_name,
+                "pretrain_seed": np.array(cube.pretrain_seeds, dtype=object)[p_idx],
+                "finetune_seed": np.array(cube.finetune_seeds, dtype=np.int64)[f_idx],
+                "checkpoint": np.array(cube.checkpoints, dtype=np.float64)[e_idx],
+                "accuracy": accuracy[p_idx, f_idx, e_idx],
+                "n": n[p_idx, f_idx, e_idx].astype(np.int64),
+            }))
+        if not frames:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        frame = pd.concat(frames, ignore_index=True)
+        order = frame["pretrain_seed"].map(seed_sort_key)
+        frame = frame.assign(_p=order).sort_values(["size", "_p", "finetune_seed", "checkpoint"])
+        return frame.drop(columns="_p").reset_index(drop=True)[cols]
 
     def info(self) -> dict[str, Any]:
         """Counts of what the store holds, per task."""

@@ -193,3 +193,61 @@ def test_info_counts(store):
     assert info["tasks"]["toy"] == {"instances": 5, "runs": 4, "predictions": 40, "masks": 0,
                                     "annotations": 1, "sizes": ["small"], "simulated": False}
     json.dumps(info)
+
+
+def test_dense_cube_is_cached_on_disk_and_follows_the_data(store):
+    from seedlab import cubes
+
+    fill(store)
+    first = store.arrays("toy", "small")
+    folders = list((store.home / "cache" / "cubes").glob("task=toy/size=small/*"))
+    assert len(folders) == 1 and (folders[0] / "correct.npy").exists()
+    cubes.clear_memory()
+    again = Store(store.home).arrays("toy", "small")  # a fresh process reads the saved cube
+    np.testing.assert_array_equal(first.correct, again.correct)
+    # Replacing a run gives a new cube; the old one is removed.
+    fill(store, replace=True, flip=True)
+    after = store.arrays("toy", "small")
+    assert after.correct[:, 1, 1].sum() == 0 and first.correct[:, 1, 1].sum() == 3
+    folders_after = list((store.home / "cache" / "cubes").glob("task=toy/size=small/*"))
+    assert len(folders_after) == 1 and folders_after != folders
+
+
+def test_last_checkpoint_differs_between_runs(store):
+    with store.transaction("test", "fixture") as tx:
+        tx.set_task("toy", ["neg", "pos"])
+        tx.add_instances("toy", pd.DataFrame({"instance_id": IDS, "label": ["neg", "pos"] * 2
+                                              + ["neg"]}))
+        tx.add_run(RunData("toy", "small", "0", 1, run_table({1.0: [1, 1, 1, 1, 1],
+                                                              2.0: [0, 0, 0, 0, 1]})))
+        tx.add_run(RunData("toy", "small", "0", 2, run_table({1.0: [1, 0, 1, 0, 1]})))
+    a = store.arrays("toy", "small")              # each run's own last checkpoint
+    np.testing.assert_array_equal(a.correct[:, 0, 0], [0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(a.correct[:, 0, 1], [1, 0, 1, 0, 1])
+    at2 = store.arrays("toy", "small", checkpoint=2.0)   # run 2 has no checkpoint 2
+    assert np.isnan(at2.correct[:, 0, 1]).all()
+    acc = store.run_accuracy("toy")
+    assert list(acc["checkpoint"]) == [2.0, 1.0]
+    np.testing.assert_allclose(acc["accuracy"], [0.2, 0.6])
+    every = store.run_accuracy("toy", checkpoint="all")
+    assert len(every) == 3
+
+
+def test_arrays_by_split_and_instance_ids(store):
+    fill(store)
+    sub = store.arrays("toy", "small", instance_ids=["i4", "i1"])
+    assert list(sub.instance_ids) == ["i1", "i4"]       # table order, not the request's
+    np.testing.assert_array_equal(sub.labels, [1, 0])
+    assert store.arrays("toy", "small", split="dev").correct.shape == (5, 2, 2)
+    assert store.arrays("toy", "small", split="test").correct.shape == (0, 2, 2)
+
+
+def test_read_only_home_still_answers(store, monkeypatch):
+    from seedlab import cubes
+
+    fill(store)
+    cubes.clear_memory()
+    monkeypatch.setattr(cubes.np, "save", lambda *a, **k: (_ for _ in ()).throw(OSError("ro")))
+    a = store.arrays("toy", "small")
+    assert a.correct.shape == (5, 2, 2)
+    assert not list((store.home / "cache").rglob("*.npy"))
