@@ -26,3 +26,14 @@ def shared_path(*parts: str) -> Path:
         pytest.skip(f"real data not available: {path} is missing (../shared/data is not beside"
                     " the checkout)")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _apps_route_through_navigation():
+    """AppTest resets Streamlit's legacy ``pages/`` flag before every run, so without this
+    each AppTest run would look like a fresh server's first run (which ``ensure_frame``
+    answers with a rerun that drops a clicked button's event). The real server takes that
+    path once per process; tests/test_browser.py covers it with direct links."""
+    from app_support import navigation_only
+
+    navigation_only()

@@ -125,12 +125,20 @@ def assert_no_exception(page, name: str) -> None:
 def test_every_page_renders_without_an_exception(server, browser_page):
     url, _home = server
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    # The very first request of a fresh server is kept as its own screenshot: Streamlit may
-    # show the pages/ folder's own navigation before app.py's st.navigation has run once.
-    browser_page.goto(f"{url}/overview", wait_until="domcontentloaded")
+    # The very first request of a fresh server: a copied link to a page with its view state
+    # must open that page inside the frame (sidebar, navigation), not Streamlit's legacy
+    # pages/ router (seedlab/ui/frame.py).
+    browser_page.goto(f"{url}/agreement?task=nli_sim&agreement.metric=kappa",
+                      wait_until="domcontentloaded")
     settle(browser_page)
     browser_page.screenshot(path=str(SCREENSHOTS / "first-load.png"))
     assert_no_exception(browser_page, "first load")
+    title = browser_page.locator('[data-testid="stMainBlockContainer"] h1').first
+    assert title.inner_text().strip() == "Agreement between runs"
+    sidebar = browser_page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("Pretraining seeds").count() >= 1   # the shared sidebar
+    assert sidebar.get_by_text("Bias and variance").count() >= 1   # app.py's navigation
+    assert "agreement.metric=kappa" in browser_page.url
     for name in PAGES:
         browser_page.goto(f"{url}/{name}", wait_until="domcontentloaded")
         settle(browser_page)
