@@ -249,8 +249,11 @@ def select(cube: Cube, pretrain_seeds: list[str], finetune_seeds: list[int], che
         if not isinstance(checkpoint, (list, tuple)) and checkpoint != "all":
             correct, p_correct, pred = correct[..., 0], p_correct[..., 0], pred[..., 0]
             mask = mask[..., 0]
-    mask = np.broadcast_to(mask, (n, *mask.shape[1:]))
-    valid = mask & (np.asarray(correct) >= 0)
+    scored = np.asarray(correct) >= 0
+    if mask.all() and scored.all():  # the common case: a complete grid, no NaN to place
+        return (np.asarray(correct, dtype=np.float64), np.asarray(p_correct, dtype=np.float64),
+                np.asarray(pred, dtype=np.int64), used)
+    valid = np.broadcast_to(mask, (n, *mask.shape[1:])) & scored
     out_correct = np.where(valid, correct, np.nan).astype(np.float64, copy=False)
     out_p = np.where(valid, p_correct, np.nan).astype(np.float64, copy=False)
     out_pred = np.where(valid, pred, -1).astype(np.int64, copy=False)

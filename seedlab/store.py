@@ -1292,20 +1292,26 @@ class Store:
         frames = []
         for size_name in runs["size"].unique():
             cube = cubes.load_cube(self, task, size_name, self.runs(task=task, size=size_name))
-            valid = np.asarray(cube.correct) >= 0
-            n = valid.sum(axis=0)                                  # (P, F, E)
-            hits = (np.asarray(cube.correct) == 1).sum(axis=0)
+            if checkpoint == "last":
+                wanted = np.unique(cube.last[cube.last >= 0])
+            elif checkpoint in (None, "all"):
+                wanted = np.arange(len(cube.checkpoints))
+            else:
+                wanted = np.array([i for i, c in enumerate(cube.checkpoints)
+                                   if round(c, 4) == round(float(checkpoint), 4)], dtype=int)
+            # Count only the checkpoints asked for: (P, F, E') per wanted checkpoint.
+            n = np.zeros(cube.last.shape + (len(cube.checkpoints),), dtype=np.int64)
+            hits = np.zeros_like(n)
+            for e in wanted:
+                scores = np.asarray(cube.correct[..., e])
+                n[..., e] = (scores >= 0).sum(axis=0)
+                hits[..., e] = (scores == 1).sum(axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 accuracy = hits / n
             p_idx, f_idx, e_idx = np.nonzero(n > 0)
             if checkpoint == "last":
                 on_last = cube.last[p_idx, f_idx] == e_idx
                 p_idx, f_idx, e_idx = p_idx[on_last], f_idx[on_last], e_idx[on_last]
-            elif checkpoint not in (None, "all"):
-                at = [i for i, c in enumerate(cube.checkpoints)
-                      if round(c, 4) == round(float(checkpoint), 4)]
-                chosen = np.isin(e_idx, at)
-                p_idx, f_idx, e_idx = p_idx[chosen], f_idx[chosen], e_idx[chosen]
             frames.append(pd.DataFrame({
                 "task": task, "size": size_name,
                 "pretrain_seed": np.array(cube.pretrain_seeds, dtype=object)[p_idx],
