@@ -83,7 +83,7 @@ class Recipe:
 FULL = Recipe(
     name="full", sizes=("L2-H064", "L2-H128", "L4-H128"), pretrain_seeds=(0, 1, 2, 3, 4),
     finetune_seeds=(1, 2, 3, 4, 5), checkpoints=(1 / 3, 2 / 3, 1.0),
-    pretrain_epochs=2.0, pretrain_learning_rate=1e-3, pretrain_batch_size=64,
+    pretrain_epochs=3.0, pretrain_learning_rate=1e-3, pretrain_batch_size=64,
     finetune_epochs=1.0, finetune_learning_rate=1e-3, finetune_batch_size=32,
     max_seq_length=32, max_pretrain_examples=None, max_train_examples=None,
     max_eval_examples=None, prune_seed=1, prune_step=0.25, workers=2)
@@ -185,7 +185,8 @@ def build(work: Path, recipe: Recipe, *, log: Callable[[str], None] = print) -> 
                          batch_size=recipe.pretrain_batch_size,
                          max_seq_length=recipe.max_seq_length,
                          max_train_examples=recipe.max_pretrain_examples)
-           for size in recipe.sizes for p in recipe.pretrain_seeds]
+           for size in reversed(recipe.sizes) for p in recipe.pretrain_seeds]
+    # (largest first, as for fine-tuning below, so the workers finish together)
     pre = [s for s in pre if not (Path(s.model) / "pretrain.json").exists()]
     ids = queue.submit(store, pre)
     log(f"pretraining: {len(ids)} job(s) queued")
