@@ -74,11 +74,14 @@ def cube_key(runs: pd.DataFrame, instance_file: str | None) -> str:
     return _digest(*parts)[:20]
 
 
-def load_cube(store: Store, task: str, size: str, runs: pd.DataFrame) -> Cube:
+def load_cube(store: Store, task: str, size: str, runs: pd.DataFrame,
+              instance_file: str | None = None) -> Cube:
     """The cube of ``task`` and ``size`` over ``runs`` (every run of that task and size, as
-    ``Store.runs`` returns them): from memory, from disk, or built and saved."""
-    with store._read() as con:
-        instance_file = store._instance_file(task, con)
+    ``Store.runs`` returns them): from memory, from disk, or built and saved.
+    ``instance_file``: the task's registered instance file, when the caller has it."""
+    if instance_file is None:
+        with store._read() as con:
+            instance_file = store._instance_file(task, con)
     key = cube_key(runs, instance_file)
     folder = store.home / "cache" / "cubes" / f"task={task}" / f"size={size}" / key
     memo = str(folder)

@@ -1237,7 +1237,8 @@ class Store:
         ``'all'`` (4-D, ``(N, P, F, E)``). Instances are those of the task's instance table
         (restricted to ``split`` / ``instance_ids``) that have predictions, in table order.
         """
-        runs = self.runs(task=task, size=size)
+        every_run = self.runs(task=task, size=size)
+        runs = every_run
         if pretrain_seeds is not None:
             runs = runs[runs["pretrain_seed"].isin([str(s) for s in pretrain_seeds])]
         if finetune_seeds is not None:
@@ -1252,7 +1253,7 @@ class Store:
         missing = [(p, f) for p in p_list for f in f_list if (p, f) not in present]
 
         all_ckpts = sorted({c for cs in runs["checkpoints"] for c in json.loads(cs)})
-        cube = cubes.load_cube(self, task, size, self.runs(task=task, size=size))
+        cube = cubes.load_cube(self, task, size, every_run)
         rows = None
         if split is not None or instance_ids is not None:
             keep = np.ones(len(cube.instance_ids), dtype=bool)
@@ -1289,9 +1290,12 @@ class Store:
         value, or ``None`` / ``'all'`` (a row per checkpoint)."""
         cols = ["task", "size", "pretrain_seed", "finetune_seed", "checkpoint", "accuracy", "n"]
         runs = self.runs(task=task, size=size)
+        with self._read() as con:
+            instance_file = self._instance_file(task, con)
         frames = []
-        for size_name in runs["size"].unique():
-            cube = cubes.load_cube(self, task, size_name, self.runs(task=task, size=size_name))
+        for size_name in _ordered_sizes(runs["size"].unique().tolist()):
+            cube = cubes.load_cube(self, task, size_name, runs[runs["size"] == size_name],
+                                   instance_file)
             if checkpoint == "last":
                 wanted = np.unique(cube.last[cube.last >= 0])
             elif checkpoint in (None, "all"):
@@ -1322,10 +1326,8 @@ class Store:
             }))
         if not frames:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-        frame = pd.concat(frames, ignore_index=True)
-        order = frame["pretrain_seed"].map(seed_sort_key)
-        frame = frame.assign(_p=order).sort_values(["size", "_p", "finetune_seed", "checkpoint"])
-        return frame.drop(columns="_p").reset_index(drop=True)[cols]
+        # Sizes in size order; within a size the cube's (seed, seed, checkpoint) order.
+        return pd.concat(frames, ignore_index=True)[cols]
 
     def info(self) -> dict[str, Any]:
         """Counts of what the store holds, per task."""
