@@ -11,8 +11,8 @@ import argparse
 import importlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from seedlab.errors import SeedlabError
 

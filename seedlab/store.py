@@ -240,6 +240,7 @@ class Transaction:
         self._instances: dict[str, pd.DataFrame] = {}
         self._runs: dict[str, tuple[RunData, pa.Table, str]] = {}
         self._masks: dict[tuple[str, str], pd.DataFrame] = {}
+        self._dropped_masks: set[tuple[str, str]] = set()
         self._evaluations: list[pd.DataFrame] = []
         self._annotations: list[pd.DataFrame] = []
         self.summary: dict[str, int] = {
@@ -344,6 +345,11 @@ class Transaction:
         if key in self._masks:
             frame = pd.concat([self._masks[key], frame], ignore_index=True)
         self._masks[key] = frame
+
+    def remove_masks(self, setting: str, task: str) -> None:
+        """Stage the removal of the masks of ``(setting, task)`` (a re-published study that
+        names its settings differently). Masks staged for the same key win."""
+        self._dropped_masks.add((setting, task))
 
     def add_evaluations(self, frame: pd.DataFrame) -> None:
         """Stage mask evaluation results (experiment, variant, task, metric, mean, std)."""
@@ -467,6 +473,13 @@ class Transaction:
                     if old_file:
                         stale.append(home / old_file)
 
+                dropped_masks = []
+                for setting, task in sorted(self._dropped_masks - set(self._masks)):
+                    old_file = store._mask_file(setting, task, catalog)
+                    if old_file:
+                        dropped_masks.append((setting, task))
+                        stale.append(home / old_file)
+
                 if self._evaluations:
                     frame = pd.concat(self._evaluations, ignore_index=True)
                     table = pa.Table.from_pandas(frame, schema=schema.EVALUATION_SCHEMA,
@@ -508,6 +521,9 @@ class Transaction:
                         "INSERT OR REPLACE INTO evaluation_files VALUES (?, ?, ?)", eval_rows
                     )
                     catalog.executemany(
+                        "DELETE FROM mask_files WHERE setting = ? AND task = ?", dropped_masks
+                    )
+                    catalog.executemany(
                         "INSERT INTO annotations (task, instance_id, annotator, verdict, note, at,"
                         " source) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         annotation_rows,
@@ -516,7 +532,7 @@ class Transaction:
                         "INSERT INTO imports VALUES (?, ?, ?, ?, ?)",
                         (self.import_id, self.kind, self.source, now, json.dumps(self.summary)),
                     )
-                    if moves or annotation_rows:
+                    if moves or annotation_rows or dropped_masks:
                         store._bump_version(catalog)
                 for path in stale:
                     with contextlib.suppress(FileNotFoundError):

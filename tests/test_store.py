@@ -92,20 +92,19 @@ def test_a_different_run_with_the_same_key_is_refused_and_store_unchanged(store)
 
 
 def test_an_exception_inside_a_transaction_leaves_nothing(store):
-    with pytest.raises(RuntimeError):
-        with store.transaction("test", "fixture") as tx:
-            tx.set_task("toy", ["neg", "pos"])
-            tx.add_run(RunData("toy", "small", "0", 1, run_table({1.0: [1, 1, 1, 1, 1]})))
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.transaction("test", "fixture") as tx:
+        tx.set_task("toy", ["neg", "pos"])
+        tx.add_run(RunData("toy", "small", "0", 1, run_table({1.0: [1, 1, 1, 1, 1]})))
+        raise RuntimeError("boom")
     assert store.info()["totals"]["runs"] == 0
     assert not list(store.home.rglob("*.parquet"))
 
 
 def test_changed_gold_label_is_an_input_error(store):
     fill(store)
-    with pytest.raises(InputError, match="gold label"):
-        with store.transaction("test", "other.tsv") as tx:
-            tx.add_instances("toy", pd.DataFrame({"instance_id": ["i0"], "label": ["pos"]}))
+    with (pytest.raises(InputError, match="gold label"),
+          store.transaction("test", "other.tsv") as tx):
+        tx.add_instances("toy", pd.DataFrame({"instance_id": ["i0"], "label": ["pos"]}))
 
 
 def test_catalogue_is_rebuilt_from_files(store):
@@ -169,7 +168,8 @@ def test_killed_writer_leaves_store_as_it_was(store):
         with s.transaction("test", "x") as tx:
             tx.add_run(st.RunData("toy", "large", "0", 1, t))
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 9, proc.stderr
     assert Store(store.home).info()["totals"] == before
     assert "large" not in set(store.runs()["size"])
@@ -251,3 +251,25 @@ def test_read_only_home_still_answers(store, monkeypatch):
     a = store.arrays("toy", "small")
     assert a.correct.shape == (5, 2, 2)
     assert not list((store.home / "cache").rglob("*.npy"))
+
+
+def test_masks_can_be_replaced_and_removed(store):
+    def masks(seed: int) -> pd.DataFrame:
+        return pd.DataFrame({"seed": seed, "component": "head", "layer": [0, 0, 1, 1],
+                             "head": [0, 1, 0, 1], "kept": [True, False, True, True]})
+
+    with store.transaction("test", "fixture") as tx:
+        tx.set_task("toy", ["neg", "pos"])
+        tx.add_masks("per-model-p0", "toy", masks(1))
+        tx.add_masks("per-model-p1", "toy", masks(1))
+    assert sorted(store.masks()["setting"].unique()) == ["per-model-p0", "per-model-p1"]
+    version = store.version()
+    with store.transaction("test", "regroup") as tx:
+        tx.add_masks("per-size", "toy", pd.concat([masks(0), masks(1)]))
+        tx.remove_masks("per-model-p0", "toy")
+        tx.remove_masks("per-model-p1", "toy")
+    frame = store.masks()
+    assert list(frame["setting"].unique()) == ["per-size"]
+    assert sorted(frame["seed"].unique()) == [0, 1]
+    assert store.version() > version
+    assert len(list((store.home / "masks").rglob("*.parquet"))) == 1
