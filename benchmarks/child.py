@@ -131,24 +131,10 @@ def step_query(home: str, task: str, sizes: list[str], instance: str, name: str,
 
 
 def navigation_only() -> None:
-    """Make AppTest treat ``app.py`` as an ``st.navigation`` app (as the real server does).
+    """AppTest routes through ``app.py``'s navigation, as a warm server does."""
+    from seedlab.ui.frame import route_app_tests_through_navigation
 
-    The same patch as ``tests/app_support.navigation_only``: AppTest resets
-    ``PagesManager.uses_pages_directory`` before every run and, with a ``pages/`` folder in
-    the repository, would rerun a page as a legacy page script without the sidebar.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if getattr(PagesManager, "_seedlab_navigation_only", False):
-        return
-    original = PagesManager.__init__
-
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__ = __init__  # type: ignore[method-assign]
-    PagesManager._seedlab_navigation_only = True  # type: ignore[attr-defined]
+    route_app_tests_through_navigation()
 
 
 def _app(home: str, timeout: float) -> Any:

@@ -153,26 +153,10 @@ if __name__ == "__main__":  # build one by hand: python tests/app_support.py /tm
 
 
 def navigation_only() -> None:
-    """Make AppTest treat ``app.py`` as an ``st.navigation`` app.
+    """AppTest routes through ``app.py``'s navigation, as a warm server does."""
+    from seedlab.ui.frame import route_app_tests_through_navigation
 
-    AppTest resets ``PagesManager.uses_pages_directory`` before every run, and because the
-    repository has a ``pages/`` folder it then reruns a page whose ``url_path`` equals its
-    file name (``overview``, ``agreement``, ...) as a legacy page script, without the
-    sidebar. The real server never does this (``st.navigation`` clears the flag on the
-    first run). Idempotent; call it before creating an AppTest.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if getattr(PagesManager, "_seedlab_navigation_only", False):
-        return
-    original = PagesManager.__init__
-
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__ = __init__  # type: ignore[method-assign]
-    PagesManager._seedlab_navigation_only = True  # type: ignore[attr-defined]
+    route_app_tests_through_navigation()
 
 
 def app_test(home: str | Path, page: str | None = None,

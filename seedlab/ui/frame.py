@@ -21,3 +21,25 @@ def ensure_frame() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def route_app_tests_through_navigation() -> None:
+    """Make ``streamlit.testing.v1.AppTest`` route like a warm server (tests, benchmarks).
+
+    AppTest resets Streamlit's legacy ``pages/`` flag before every run, so every AppTest run
+    would look like a fresh server's first run and ``ensure_frame`` would rerun it, dropping
+    a clicked button's event. The real server takes that path once per process (the browser
+    test covers it). Idempotent.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "_seedlab_navigation_only", False):
+        return
+    original = PagesManager.__init__
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    PagesManager.__init__ = __init__  # type: ignore[method-assign]
+    PagesManager._seedlab_navigation_only = True  # type: ignore[attr-defined]
