@@ -65,13 +65,24 @@ def _run_accuracy(home: str, version: int, task: str, sizes: tuple[str, ...] | N
                                         checkpoint=checkpoint)
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
+def _read_only(*arrays: np.ndarray) -> None:
+    for array in arrays:
+        array.flags.writeable = False
+
+
+# Dense arrays are shared, not copied: st.cache_data would unpickle a fresh copy (hundreds of
+# MB at the scale of the released studies) on every rerun. They are frozen so that no page
+# can change what another page reads.
+@st.cache_resource(show_spinner=False, max_entries=12)
 def _arrays(home: str, version: int, task: str, size: str, pretrain_seeds: tuple[str, ...],
             finetune_seeds: tuple[int, ...], checkpoint: Any, split: tuple[str, ...] | None
             ) -> SeedArrays:
-    return get_store(home).arrays(task, size, list(pretrain_seeds), list(finetune_seeds),
-                                  checkpoint=list(checkpoint) if isinstance(checkpoint, tuple)
-                                  else checkpoint, split=list(split) if split else None)
+    arrays = get_store(home).arrays(task, size, list(pretrain_seeds), list(finetune_seeds),
+                                    checkpoint=list(checkpoint) if isinstance(checkpoint, tuple)
+                                    else checkpoint, split=list(split) if split else None)
+    _read_only(arrays.correct, arrays.p_correct, arrays.pred, arrays.labels,
+               arrays.instance_ids)
+    return arrays
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -315,7 +326,7 @@ def _decomposition(home: str, version: int, task: str, size: str, pretrain: tupl
     return dec, ci, arrays.instance_ids
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def _run_rows(home: str, version: int, task: str, sizes: tuple[str, ...],
               pretrain: tuple[str, ...], finetune: tuple[int, ...], checkpoint: Any
               ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray, np.ndarray]:
@@ -347,6 +358,7 @@ def _run_rows(home: str, version: int, task: str, sizes: tuple[str, ...],
                 meta.append((arrays.size, p, f))
     preds = np.vstack(rows) if rows else np.zeros((0, len(ids)), dtype=np.int64)
     table = pd.DataFrame(meta, columns=["size", "pretrain_seed", "finetune_seed"])
+    _read_only(preds, ids, labels)
     return preds, table, ids, labels
 
 
@@ -475,8 +487,11 @@ def run_rows(ds: Data, task: str, sizes: Sequence[str], pretrain_seeds: Sequence
              finetune_seeds: Sequence[int], checkpoint: Any
              ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray, np.ndarray]:
     """``preds (R, N)``, run table, ``instance_ids (N,)``, ``labels (N,)`` of all runs."""
-    return _run_rows(ds.home, ds.version, task, tuple(sizes), tuple(pretrain_seeds),
-                     tuple(int(f) for f in finetune_seeds), _ckpt_key(checkpoint))
+    preds, table, ids, labels = _run_rows(ds.home, ds.version, task, tuple(sizes),
+                                          tuple(pretrain_seeds),
+                                          tuple(int(f) for f in finetune_seeds),
+                                          _ckpt_key(checkpoint))
+    return preds, table.copy(), ids, labels  # the small run table is the caller's to change
 
 
 def agreement(ds: Data, task: str, sizes: Sequence[str], pretrain_seeds: Sequence[str],
