@@ -73,7 +73,8 @@ for size in sel.sizes:
     if arrays.missing or len(arrays.pretrain_seeds) < 2 or len(arrays.finetune_seeds) < 2:
         wa_notes.append(size)
         continue
-    within, across = stats.within_across(arrays.correct)
+    within, across = data.within_across(ds, sel.task, size, sel.pretrain_seeds,
+                                        sel.finetune_seeds, sel.checkpoint_arg)
     wa_rows.append({"size": size, "within (same pretraining seed)": within,
                     "across (different pretraining seeds)": across,
                     "across - within": across - within, "N": arrays.shape[0]})

@@ -508,6 +508,22 @@ def decay(ds: Data, task: str, small: str, large: str, pretrain_seeds: Sequence[
                   tuple(int(f) for f in finetune_seeds))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _within_across(home: str, version: int, task: str, size: str, pretrain: tuple[str, ...],
+                   finetune: tuple[int, ...], checkpoint: Any) -> tuple[float, float]:
+    from seedlab import stats
+
+    arrays = _arrays(home, version, task, size, pretrain, finetune, checkpoint, None)
+    return stats.within_across(arrays.correct)
+
+
+def within_across(ds: Data, task: str, size: str, pretrain_seeds: Sequence[str],
+                  finetune_seeds: Sequence[int], checkpoint: Any) -> tuple[float, float]:
+    """``stats.within_across`` of one size (cached)."""
+    return _within_across(ds.home, ds.version, task, size, tuple(str(p) for p in pretrain_seeds),
+                          tuple(int(f) for f in finetune_seeds), _ckpt_key(checkpoint))
+
+
 def label_issue_scores(ds: Data, task: str, sizes: Sequence[str],
                        pretrain_seeds: Sequence[str], finetune_seeds: Sequence[int]
                        ) -> pd.DataFrame:
