@@ -13,7 +13,7 @@ import streamlit as st
 from seedlab import annotate as an
 from seedlab.errors import StoreError
 from seedlab.figures import annotate as fig_annotate
-from seedlab.ui.data import current_data
+from seedlab.ui.data import current_data, instance_accuracy
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import (
@@ -109,9 +109,9 @@ accuracy = None
 if sizes:
     try:
         with st.spinner("Computing each instance's accuracy per size..."):
-            accuracy = an.instance_accuracy(data, task, sizes, selection.pretrain_seeds,
-                                            selection.finetune_seeds,
-                                            selection.checkpoint_arg, split_arg)
+            accuracy = instance_accuracy(data, task, sizes, selection.pretrain_seeds,
+                                         selection.finetune_seeds, selection.checkpoint_arg,
+                                         split_arg)
     except StoreError as exc:
         st.warning(f"Accuracies per size are not available: {exc}")
 try:

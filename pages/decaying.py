@@ -64,12 +64,10 @@ with st.expander("Benjamini-Hochberg comparison"):
 
 st.subheader("Instance browser")
 instances = ds.instances(sel.task).set_index("instance_id")
-acc = {}
-for size in sel.sizes:
-    arrays = ds.arrays(sel.task, size, sel.pretrain_seeds, sel.finetune_seeds, "last")
-    per = pd.Series(np.nanmean(arrays.correct.reshape(len(arrays.instance_ids), -1), axis=1),
-                    index=arrays.instance_ids)
-    acc[size] = per.reindex(ids).to_numpy()
+per_size = data.instance_accuracy(ds, sel.task, sel.sizes, sel.pretrain_seeds,
+                                  sel.finetune_seeds, "last")
+acc = {size: (per_size[size].reindex(ids).to_numpy() if size in per_size
+              else np.full(len(ids), np.nan)) for size in sel.sizes}
 browser = pd.DataFrame({"instance_id": ids, "decay": result.diff,
                         "bh p-value": bh["pvalues"]})
 for column in ("split", "group", "text_a", "text_b", "label"):

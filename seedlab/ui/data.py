@@ -524,6 +524,27 @@ def within_across(ds: Data, task: str, size: str, pretrain_seeds: Sequence[str],
                           tuple(int(f) for f in finetune_seeds), _ckpt_key(checkpoint))
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _instance_accuracy(home: str, version: int, task: str, sizes: tuple[str, ...],
+                       pretrain: tuple[str, ...], finetune: tuple[int, ...], checkpoint: Any,
+                       split: tuple[str, ...] | None) -> pd.DataFrame:
+    from seedlab.annotate import instance_accuracy as accuracy_per_size
+
+    return accuracy_per_size(open_data(home), task, list(sizes), list(pretrain), list(finetune),
+                             checkpoint, list(split) if split else None)
+
+
+def instance_accuracy(ds: Data, task: str, sizes: Sequence[str], pretrain_seeds: Sequence[str],
+                      finetune_seeds: Sequence[int], checkpoint: Any = "last",
+                      split: Sequence[str] | None = None) -> pd.DataFrame:
+    """Each instance's accuracy per size (``seedlab.annotate.instance_accuracy``, cached):
+    indexed by instance_id, one column per size."""
+    return _instance_accuracy(ds.home, ds.version, task, tuple(sizes),
+                              tuple(str(p) for p in pretrain_seeds),
+                              tuple(int(f) for f in finetune_seeds), _ckpt_key(checkpoint),
+                              tuple(split) if split else None)
+
+
 def label_issue_scores(ds: Data, task: str, sizes: Sequence[str],
                        pretrain_seeds: Sequence[str], finetune_seeds: Sequence[int]
                        ) -> pd.DataFrame:
