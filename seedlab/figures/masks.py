@@ -75,7 +75,7 @@ def survival_figure(
             colorbar={"title": colorbar_title},
             hovertemplate="%{y}, head %{x}: %{customdata}<extra></extra>",
         ), row=1, col=1)
-        fig.update_xaxes(title_text="head", row=1, col=1)
+        fig.update_xaxes(title_text="head", type="category", row=1, col=1)
     if has_mlp:
         mlp = np.asarray(mlp, dtype=float).reshape(-1, 1)
         fig.add_trace(go.Heatmap(
