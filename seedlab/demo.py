@@ -28,6 +28,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -303,12 +304,38 @@ def publish(work: Path, out: Path, recipe: Recipe, manifest: dict[str, Any]) -> 
                                model=_relative_model(str(run.model), work),
                                hyperparameters=_json(run.hyperparameters),
                                provenance={**_json(run.provenance), "demo": recipe.name}))
-        for setting, frame in masks.groupby("setting"):
-            tx.add_masks(str(setting), TASK, frame[["seed", "component", "layer", "head", "kept",
-                                                    "importance"]].reset_index(drop=True))
+        regrouped = masks_across_pretraining_seeds(masks)
+        for setting, frame in regrouped.items():
+            tx.add_masks(setting, TASK, frame)
+        for setting in dest.masks(task=TASK)["setting"].unique():
+            if setting not in regrouped:
+                tx.remove_masks(str(setting), TASK)  # an earlier publish's settings
     tmp = out / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, out / MANIFEST)
+
+
+def masks_across_pretraining_seeds(masks: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The study prunes the models of one fine-tuning seed; the runner files each model's
+    masks under its own setting (``<prefix>-<size>-p<pretraining seed>``, seed = the
+    fine-tuning seed). Regroup them per size, with the pretraining seed as the mask's seed,
+    so the Pruning-masks page compares masks across pretraining seeds
+    (``<prefix>-<size>``). Returns ``{setting: frame}`` in the store's mask columns."""
+    from seedlab.runs.trainer import MASK_SETTING_PREFIX
+
+    pattern = re.compile(rf"^{re.escape(MASK_SETTING_PREFIX)}-(?P<size>.+)-p(?P<seed>\d+)$")
+    out: dict[str, list[pd.DataFrame]] = {}
+    for setting, frame in masks.groupby("setting"):
+        match = pattern.match(str(setting))
+        if match is None:
+            raise DemoError(f"unexpected mask setting {setting!r} in the demo build")
+        if frame["seed"].nunique() != 1:
+            raise DemoError(f"{setting}: expected the masks of one fine-tuning seed,"
+                            f" found {sorted(frame['seed'].unique())}")
+        part = frame[["component", "layer", "head", "kept", "importance"]].copy()
+        part.insert(0, "seed", int(match["seed"]))
+        out.setdefault(f"{MASK_SETTING_PREFIX}-{match['size']}", []).append(part)
+    return {name: pd.concat(parts, ignore_index=True) for name, parts in out.items()}
 
 
 def _json(value: Any) -> dict:

@@ -94,17 +94,25 @@ def test_quick_demo_made_models_by_pretraining_jobs(built):
 
 
 def test_quick_demo_writes_masks_for_the_pruned_seed(built):
+    """One pruned fine-tuning seed per model, published per size with the pretraining seed
+    as the mask's seed, so the masks page compares pretraining seeds; the work store keeps
+    the runner's per-model settings."""
     store = Store(built["out"])
     masks = store.masks(task=demo.TASK)
-    settings = {f"seedlab-heads_mlps-{s}-p{p}" for s in Q.sizes for p in Q.pretrain_seeds}
-    assert set(masks["setting"]) == settings
-    assert set(masks["seed"]) == {Q.prune_seed}
+    assert set(masks["setting"]) == {f"seedlab-heads_mlps-{s}" for s in Q.sizes}
+    assert set(masks["seed"]) == set(Q.pretrain_seeds)
+    work = Store(built["work"])
     for size in Q.sizes:
         layers, hidden = parse_size(size)
-        heads, n = store.mask_arrays(f"seedlab-heads_mlps-{size}-p0", demo.TASK, "head")
-        assert heads.shape == (1, layers, hidden // 32) and n == [Q.prune_seed]
-        mlps, _ = store.mask_arrays(f"seedlab-heads_mlps-{size}-p0", demo.TASK, "mlp")
-        assert mlps.shape == (1, layers)
+        heads, seeds = store.mask_arrays(f"seedlab-heads_mlps-{size}", demo.TASK, "head")
+        assert heads.shape == (len(Q.pretrain_seeds), layers, hidden // 32)
+        assert seeds == list(Q.pretrain_seeds)
+        mlps, _ = store.mask_arrays(f"seedlab-heads_mlps-{size}", demo.TASK, "mlp")
+        assert mlps.shape == (len(Q.pretrain_seeds), layers)
+        for p in Q.pretrain_seeds:  # the same masks as the runner wrote for that model
+            model, n = work.mask_arrays(f"seedlab-heads_mlps-{size}-p{p}", demo.TASK, "head")
+            assert n == [Q.prune_seed]
+            np.testing.assert_array_equal(heads[seeds.index(p)], model[0])
 
 
 def test_quick_demo_manifest_and_banner(built):
