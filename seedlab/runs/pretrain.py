@@ -38,7 +38,15 @@ from pathlib import Path
 
 from seedlab.runs.spec import JobSpec
 from seedlab.runs.tasks import load_task
-from seedlab.runs.trainer import JobCancelled, JobFailed, Log, ProgressFn, RunResult, log_path
+from seedlab.runs.trainer import (
+    JobCancelled,
+    JobFailed,
+    Log,
+    ProgressFn,
+    RunResult,
+    log_path,
+    optimizer_step,
+)
 from seedlab.runs.trainer import versions as library_versions
 
 VOCAB_SIZE = 4000
@@ -239,16 +247,8 @@ def pretrain(spec: JobSpec, out: Path, *, device: str, progress: ProgressFn,
                 continue
             batch["input_ids"] = inputs.to(device)
             loss, c, m = _mlm_loss(model, batch, labels.to(device))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
             step += 1
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise JobFailed(f"pretraining: the loss became {value} at step {step}; lower"
-                                " the learning rate")
+            value = optimizer_step(model, loss, optimizer, scheduler, step, "pretraining")
             loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
             right, seen = right + c, seen + m
             if step % max(1, steps_per_epoch // 2) == 0 or step == total:

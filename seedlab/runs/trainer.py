@@ -94,6 +94,25 @@ def mask_setting(spec: JobSpec) -> str:
     return f"{MASK_SETTING_PREFIX}-{spec.size}-p{_label(spec.pretrain_seed)}"
 
 
+def optimizer_step(model: Any, loss: Any, optimizer: Any, scheduler: Any, step: int,
+                   phase: str) -> float:
+    """Backpropagate ``loss``, clip the gradient norm to 1, step the optimizer and the
+    learning-rate schedule; returns the loss value. A loss that is not finite fails the
+    job with the advice to lower the learning rate (``step`` and ``phase`` name where)."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise JobFailed(f"{phase}: the loss became {value} at step {step}; lower the"
+                        " learning rate")
+    return value
+
+
 class Log:
     """Appends timestamped lines to the job's live log."""
 
@@ -218,16 +237,8 @@ def finetune(spec: JobSpec, model_path: Path, task: TaskData, *, phase: str, dev
         for batch in _batches(train_enc, train_labels, order, spec.batch_size, device):
             model.train()
             loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
             step += 1
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise JobFailed(f"{phase}: the loss became {value} at step {step}; lower the"
-                                " learning rate")
+            value = optimizer_step(model, loss, optimizer, scheduler, step, phase)
             loss_ema = value if loss_ema is None else 0.9 * loss_ema + 0.1 * value
             if not progress(phase, step, total, loss_ema):
                 raise JobCancelled("cancelled")
