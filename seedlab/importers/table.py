@@ -219,7 +219,8 @@ def _missing(values: pd.Series) -> np.ndarray:
                      or (isinstance(v, str) and not v.strip()) for v in values], dtype=bool)
 
 
-def _parse_probs(value: Any) -> list[float] | None:
+def _json_list(value: Any) -> list | None:
+    """A list given as a list, a numpy array or a JSON array string; None otherwise."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -227,7 +228,12 @@ def _parse_probs(value: Any) -> list[float] | None:
             return None
     if isinstance(value, np.ndarray):
         value = value.tolist()
-    if not isinstance(value, list) or not value:
+    return value if isinstance(value, list) else None
+
+
+def _parse_probs(value: Any) -> list[float] | None:
+    value = _json_list(value)
+    if not value:
         return None
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         return None
@@ -416,14 +422,8 @@ def import_long(store: Store, path: Path, *, task: str | None = None, size: str 
 
 
 def _parse_label_list(value: Any) -> list[str] | None:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return None
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    return [str(x) for x in value] if isinstance(value, list) else None
+    value = _json_list(value)
+    return [str(x) for x in value] if value is not None else None
 
 
 # ---------------------------------------------------------------------------------------
