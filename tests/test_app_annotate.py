@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from app_support import make_fixture_home
+from app_support import app_test, make_fixture_home
 from streamlit.testing.v1 import AppTest
 
 from seedlab import annotate as an
 from seedlab.store import Store
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/annotate.py"
 
 
@@ -24,12 +24,7 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 def open_page(params: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    if params:
-        at.query_params.update(params)
-    at.run()  # AppTest needs one run of the router before it can switch pages
-    at.switch_page(PAGE)
-    at.run()
+    at = app_test(os.environ["SEEDLAB_HOME"], PAGE, params)
     assert not at.exception, [e.value for e in at.exception]
     return at
 

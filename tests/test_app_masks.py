@@ -10,25 +10,18 @@ from pathlib import Path
 import numpy as np
 import plotly.io as pio
 import pytest
-from app_support import make_fixture_home
+from app_support import app_test, make_fixture_home
 from conftest import shared_path
 from streamlit.testing.v1 import AppTest
 
 from seedlab import stats
 from seedlab.store import Store
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/masks.py"
 
 
 def open_page(home: Path, params: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.query_params["home"] = str(home)
-    if params:
-        at.query_params.update(params)
-    at.run()  # AppTest needs one run of the router before it can switch pages
-    at.switch_page(PAGE)
-    at.run()
+    at = app_test(home, PAGE, {"home": str(home), **(params or {})}, timeout=90)
     assert not at.exception, [e.value for e in at.exception]
     return at
 

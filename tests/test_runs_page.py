@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from app_support import make_fixture_home
+from app_support import app_test, make_fixture_home
 from streamlit.testing.v1 import AppTest
 
 from seedlab.runs import queue, spec
 from seedlab.store import Store
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/runs.py"
 
 
@@ -23,10 +23,7 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
+    at = app_test(os.environ["SEEDLAB_HOME"], PAGE)
     assert not at.exception, [e.value for e in at.exception]
     return at
 
