@@ -113,6 +113,8 @@ CREATE TABLE IF NOT EXISTS imports (
 """
 
 RUN_METADATA_KEY = b"seedlab.run"
+# The folders of a home that hold data; the catalogue is rebuilt from them when missing.
+DATA_FOLDERS = ("predictions", "instances", "masks", "evaluations", "tasks")
 
 
 def default_home() -> Path:
@@ -769,12 +771,25 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({str(self.home)!r})"
 
+    @staticmethod
+    def is_home(path: str | Path) -> bool:
+        """Whether ``path`` holds a seedlab store: a catalogue, or the data files a
+        catalogue is rebuilt from (a fresh clone of the repository's ``data/``)."""
+        path = Path(path)
+        return (path / "catalog.sqlite").exists() or any(
+            (path / folder).is_dir() for folder in DATA_FOLDERS)
+
     # -- catalogue -----------------------------------------------------------------------
     @property
     def catalog_path(self) -> Path:
         return self.home / "catalog.sqlite"
 
     def _catalog(self) -> sqlite3.Connection:
+        if not self.catalog_path.exists():  # deleted under a running process: rebuild it
+            self._init_catalog()
+        return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.catalog_path, timeout=60, isolation_level="DEFERRED")
         con.execute("PRAGMA busy_timeout = 60000")
         con.execute("PRAGMA foreign_keys = ON")
@@ -790,7 +805,7 @@ class Store:
 
     def _init_catalog(self) -> None:
         fresh = not self.catalog_path.exists()
-        con = self._catalog()
+        con = self._connect()
         try:
             con.execute("PRAGMA journal_mode = WAL")
             con.executescript(CATALOG_SCHEMA)
@@ -798,7 +813,7 @@ class Store:
             con.commit()
         finally:
             con.close()
-        if fresh and any((self.home / d).exists() for d in ("predictions", "instances", "masks")):
+        if fresh and any((self.home / d).is_dir() for d in DATA_FOLDERS):
             self.reindex()
 
     @contextlib.contextmanager

@@ -86,6 +86,24 @@ def test_a_folder_without_a_store_says_so(tmp_path):
     assert any("No data" in i.value for i in at.info)
 
 
+def test_a_fresh_clone_without_a_catalogue_opens_its_data(tmp_path):
+    """The repository tracks data/'s files but not its catalogue: the app rebuilds it."""
+    from seedlab.store import Store
+
+    home = make_fixture_home(tmp_path / "home")
+    (home / "catalog.sqlite").unlink()
+    for leftover in home.glob("catalog.sqlite-*"):
+        leftover.unlink()
+    assert Store.is_home(home) and not Store.is_home(home / "predictions" / "nothing")
+    at = app_test(home)
+    assert not at.exception
+    assert not [w for w in at.sidebar.warning if "No seedlab store" in w.value]
+    assert sidebar_widget(at, "Task").value == "nli_sim"
+    assert at.title[0].value == "Overview"
+    assert any("Simulated data" in w.value for w in at.warning)
+    assert (home / "catalog.sqlite").exists()
+
+
 def test_pinning_a_figure_puts_it_on_the_report_page(home):
     at = app_test(home)
     pin = next(b for b in at.button if b.key == "overview.strip.pin")

@@ -214,7 +214,7 @@ def current_data() -> Data | None:
     from seedlab.ui.state import current
 
     selection = current()
-    if selection.task is None and not (Path(selection.home) / "catalog.sqlite").exists():
+    if selection.task is None and not Store.is_home(selection.home):
         return None
     return open_data(selection.home)
 

@@ -23,6 +23,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
 
+from seedlab.store import Store
+
 # Query parameter names of the shared selection.
 HOME, TASK, SIZES, PRETRAIN, FINETUNE, CHECKPOINT = (
     "home", "task", "sizes", "pretrain_seeds", "finetune_seeds", "checkpoint",
@@ -316,7 +318,7 @@ def sidebar() -> Selection:
                                   " one). Defaults to $SEEDLAB_HOME or ./data.")
         home = Path(home_text).expanduser()
         selection = Selection(home=home, task=None)
-        if not home.exists() or not (home / "catalog.sqlite").exists():
+        if not Store.is_home(home):
             st.warning(f"No seedlab store at `{home}`. Import data with `seedlab import ...`"
                        " or choose another folder.")
             st.session_state[_SELECTION] = selection
