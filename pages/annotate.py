@@ -8,6 +8,7 @@ progress, agreement between annotators and exports follow from that log.
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from seedlab import annotate as an
@@ -187,11 +188,11 @@ with left, st.container(border=True):
         if source == SOURCE_DECAY:
             header += f" · accuracy change {item['decay']:+.2f}"
     st.markdown(header)
-    st.markdown("**Text A**")
-    st.write(str(row["text_a"] or ""))
-    if str(row.get("text_b") or "").strip():
-        st.markdown("**Text B**")
-        st.write(str(row["text_b"]))
+    for column, heading in (("text_a", "**Text A**"), ("text_b", "**Text B**")):
+        text = row.get(column)
+        if pd.notna(text) and str(text).strip():  # missing text is None or NaN
+            st.markdown(heading)
+            st.write(str(text))
     st.markdown(f"**Gold label:** `{row['label']}`")
 with right:
     if blind:
