@@ -39,16 +39,11 @@ with c3:
                        500, int, 100, 5000, step=100)
 checkpoint = sel.checkpoints if with_ckpt and len(sel.checkpoints) >= 2 else sel.checkpoint_arg
 
-summary_rows, per_instance, by_bias, notes = [], [], [], []
-progress = st.progress(0.0, text="Decomposing ...")
-for k, size in enumerate(sel.sizes):
-    progress.progress(k / len(sel.sizes), text=f"Decomposing size {size} ...")
-    try:
-        dec, ci, ids = data.decomposition(ds, sel.task, size, sel.pretrain_seeds,
-                                     sel.finetune_seeds, checkpoint, score, nboot)
-    except data.NotEnoughData as exc:
-        notes.append(str(exc))
-        continue
+summary_rows, per_instance, by_bias = [], [], []
+with st.spinner(f"Decomposing {len(sel.sizes)} sizes (bootstrap CIs: {nboot} replicates) ..."):
+    results, notes = data.decompositions_or_notes(ds, sel.task, sel.sizes, sel.pretrain_seeds,
+                                                  sel.finetune_seeds, checkpoint, score, nboot)
+for size, (dec, ci, ids) in results.items():
     for term, values in ci.items():
         if isinstance(values, dict):
             summary_rows.append({"size": size, "term": term, **values})
@@ -56,7 +51,6 @@ for k, size in enumerate(sel.sizes):
     vb.insert(0, "size", size)
     by_bias.append(vb)
     per_instance.append(pd.DataFrame({"size": size, "instance_id": ids, **dec.components()}))
-progress.empty()
 for note in notes:
     st.warning(note)
 if not summary_rows:

@@ -213,3 +213,63 @@ def test_within_across_probabilities_match_brute_force():
     across = np.mean([np.abs(c[:, a, d] - c[:, b, e]).mean() for a in range(3)
                       for b in range(a + 1, 3) for d in range(4) for e in range(4)])
     assert stats.within_across(c) == pytest.approx((within, across), rel=1e-12)
+
+
+def _loop_ci(dec, nboot, seed, chunk=100, confidence=0.95):
+    """The bootstrap written out: each replicate averages the resampled instances."""
+    gen = np.random.default_rng(seed)
+    comps = dec.components()
+    n = dec.n_instances
+    draws = {name: [] for name in comps}
+    for start in range(0, nboot, chunk):
+        idx = gen.integers(0, n, size=(min(chunk, nboot - start), n))
+        for row in idx:
+            for name, values in comps.items():
+                draws[name].append(values[row].mean())
+    alpha = (1 - confidence) / 2
+    return {name: {"mean": comps[name].mean(),
+                   "low": np.quantile(d, alpha), "high": np.quantile(d, 1 - alpha),
+                   "std": np.std(d, ddof=1)} for name, d in draws.items()}
+
+
+def test_decomposition_ci_equals_the_written_out_bootstrap():
+    rng = np.random.default_rng(5)
+    dec = stats.decompose(rng.integers(0, 2, (57, 3, 2, 2)))
+    got = stats.decomposition_ci(dec, nboot=45, rng=11, chunk=20)
+    expected = _loop_ci(dec, 45, 11, chunk=20)
+    assert set(got) - {"seed", "nboot", "n_instances", "confidence"} == set(expected)
+    for name, values in expected.items():
+        for key, value in values.items():
+            assert got[name][key] == pytest.approx(value, rel=1e-12, abs=1e-14), (name, key)
+
+
+def test_decomposition_ci_many_shares_one_draw_per_instance_count():
+    rng = np.random.default_rng(6)
+    decs = [stats.decompose(rng.integers(0, 2, (40, 3, 2))),
+            stats.decompose(rng.random((40, 2, 3, 2))),
+            stats.decompose(rng.integers(0, 2, (25, 2, 2)))]
+    many = stats.decomposition_ci_many(decs, nboot=60, rng=3, chunk=16)
+    assert [m["n_instances"] for m in many] == [40, 40, 25]
+    assert "var_checkpoint" in many[1] and "var_checkpoint" not in many[0]
+    for dec, got in zip(decs, many):
+        alone = stats.decomposition_ci(dec, nboot=60, rng=3, chunk=16)
+        written_out = _loop_ci(dec, 60, 3, chunk=16)
+        assert got["seed"] == alone["seed"] == 3
+        for name in written_out:
+            for key in ("mean", "low", "high", "std"):
+                assert got[name][key] == pytest.approx(alone[name][key], rel=1e-12, abs=1e-14)
+                assert got[name][key] == pytest.approx(written_out[name][key], rel=1e-12,
+                                                       abs=1e-14)
+    # A Generator is drawn from once per group of equal N, the groups in order.
+    gen_many = stats.decomposition_ci_many(decs, nboot=60, rng=np.random.default_rng(3),
+                                           chunk=16)
+    assert gen_many[0]["seed"] is None
+    assert gen_many[0]["loss"]["low"] == pytest.approx(many[0]["loss"]["low"], rel=1e-12)
+    assert gen_many[1]["bias2"]["high"] == pytest.approx(many[1]["bias2"]["high"], rel=1e-12)
+    gen = np.random.default_rng(3)
+    for start in range(0, 60, 16):  # what the N = 40 group drew
+        gen.integers(0, 40, size=(min(16, 60 - start), 40))
+    third = stats.decomposition_ci(decs[2], nboot=60, rng=gen, chunk=16)
+    assert gen_many[2] == third
+    with pytest.raises(ValueError, match="nboot"):
+        stats.decomposition_ci_many(decs, nboot=0)

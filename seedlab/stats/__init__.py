@@ -21,6 +21,7 @@ from .decomposition import (
     Decomposition,
     decompose,
     decomposition_ci,
+    decomposition_ci_many,
     variance_by_bias,
     within_across,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "decay_bounds",
     "decompose",
     "decomposition_ci",
+    "decomposition_ci_many",
     "empirical_cdf",
     "ensemble_correct",
     "fisher_pvalues",

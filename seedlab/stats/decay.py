@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from ._common import as_float_array, require_axis
 
@@ -136,6 +135,8 @@ def ensemble_correct(scores: np.ndarray, labels: np.ndarray | None = None) -> np
 def fisher_pvalues(a: np.ndarray, b: np.ndarray, m: int) -> np.ndarray:
     """One-sided Fisher exact p-values of ``[[a, m - a], [b, m - b]]``, alternative
     'greater', for count arrays ``a, b (N,)``; each distinct (a, b) pair is tested once."""
+    from scipy import stats as sps  # imported on use: scipy.stats takes about 1 s to import
+
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     table = np.full((m + 1, m + 1), np.nan)
@@ -163,6 +164,8 @@ def bh_details(small: np.ndarray, large: np.ndarray, *, labels: np.ndarray | Non
     a = small_ok.sum(axis=1)
     b = large_ok.sum(axis=1)
     pvalues = fisher_pvalues(a, b, m)
+    from scipy import stats as sps
+
     adjusted = sps.false_discovery_control(pvalues, method="bh")
     levels = DEFAULT_QS if qs is None else np.asarray(qs, dtype=np.float64)
     discoveries = (adjusted[None, :] <= levels[:, None]).sum(axis=1)
@@ -206,6 +209,8 @@ def instance_difference_correlation(acc1: np.ndarray, acc2: np.ndarray, acc3: np
       ``spearman``, ``spearman_p`` of ``prev = acc2 - acc1`` and ``next = acc3 - acc2``
       (NaN where a bucket has fewer than 3 instances or a constant difference).
     """
+    from scipy import stats as sps
+
     accs = []
     for name, acc in (("acc1", acc1), ("acc2", acc2), ("acc3", acc3)):
         arr = as_float_array(acc, f"instance_difference_correlation: {name}",

@@ -11,6 +11,7 @@ NaN (a missing run) raises ValueError: every estimator here needs the full seed 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,10 +81,12 @@ def decompose(x: np.ndarray) -> Decomposition:
     require_axis(c, 2, 2, "decompose: x", "fine-tuning seeds")
     n_pre, n_fine = c.shape[1], c.shape[2]
     if c.ndim == 3:
-        c = c.astype(np.float64, copy=False)
-        loss = np.mean((1.0 - c.reshape(c.shape[0], -1)) ** 2, axis=1)
-        var_finetune = np.var(c, axis=2, ddof=1).mean(axis=1)
-        cbar_p = c.mean(axis=2)
+        # Sums and sums of squares over fine-tuning seeds are the only passes over the input.
+        sum_f, sumsq_f = _last_axis_sums(c)  # (N, P), float64
+        loss = 1.0 + (sumsq_f - 2.0 * sum_f).mean(axis=1) / n_fine
+        s2_f = np.maximum(sumsq_f - sum_f * sum_f / n_fine, 0.0) / (n_fine - 1)  # (N, P)
+        var_finetune = s2_f.mean(axis=1)
+        cbar_p = sum_f / n_fine
         var_pretrain = np.var(cbar_p, axis=1, ddof=1) - var_finetune / n_fine
         bias2 = loss - var_pretrain - var_finetune
         return Decomposition(loss, bias2, var_pretrain, var_finetune, None, n_pre, n_fine)
@@ -148,28 +151,80 @@ def decomposition_ci(dec: Decomposition, nboot: int = 1000, confidence: float = 
       standard error), plus ``"seed"`` (the seed used, None for a passed Generator),
       ``"nboot"`` and ``"n_instances"``.
     """
+    return decomposition_ci_many([dec], nboot=nboot, confidence=confidence, rng=rng,
+                                 chunk=chunk)[0]
+
+
+def decomposition_ci_many(decs: Sequence[Decomposition], nboot: int = 1000,
+                          confidence: float = 0.95,
+                          rng: int | np.random.Generator | None = None,
+                          chunk: int = 100) -> list[dict]:
+    """``decomposition_ci`` of several decompositions (e.g. one per model size) from one
+    draw of the bootstrap replicates.
+
+    Decompositions with the same number of instances N share the resampled instances of
+    each replicate: the draw, the dominant cost, is made once for all of them. With an int
+    seed (or None, which draws one), result ``k`` equals
+    ``decomposition_ci(decs[k], nboot, confidence, seed, chunk)`` (to float rounding of the
+    matrix products): every group of equal N starts from ``default_rng(seed)``, as each
+    separate call would. A passed Generator is drawn from once per group of equal N, in the
+    order the groups first appear.
+
+    Returns:
+      One dict per decomposition, in order, as ``decomposition_ci`` returns it.
+    """
     if nboot < 1:
         raise ValueError(f"decomposition_ci: nboot must be >= 1, got {nboot}")
+    if chunk < 1:
+        raise ValueError(f"decomposition_ci: chunk must be >= 1, got {chunk}")
+    shared = isinstance(rng, np.random.Generator)
     gen, seed = make_rng(rng)
-    comps = dec.components()
-    names = list(comps)
-    values = np.stack([comps[n] for n in names], axis=1)  # (N, K)
+    names = [list(dec.components()) for dec in decs]
+    columns = [np.stack([dec.components()[n] for n in ns], axis=1) for dec, ns in
+               zip(decs, names)]  # (N_k, K_k) each
+    out: list[dict | None] = [None] * len(decs)
+    for n in dict.fromkeys(c.shape[0] for c in columns):
+        members = [k for k, c in enumerate(columns) if c.shape[0] == n]
+        values = np.hstack([columns[k] for k in members])  # (N, sum K)
+        group_gen = gen if shared else np.random.default_rng(seed)
+        draws = _bootstrap_means(values, nboot, group_gen, chunk)  # (nboot, sum K)
+        low, high = percentile_interval(draws, confidence)
+        start = 0
+        for k in members:
+            stop = start + columns[k].shape[1]
+            result: dict = {
+                name: {"mean": float(values[:, j].mean()), "low": float(low[j]),
+                       "high": float(high[j]),
+                       "std": float(draws[:, j].std(ddof=1)) if nboot > 1 else float("nan")}
+                for name, j in zip(names[k], range(start, stop))
+            }
+            result.update(seed=seed, nboot=int(nboot), n_instances=int(n),
+                          confidence=confidence)
+            out[k] = result
+            start = stop
+    return out  # type: ignore[return-value]
+
+
+# Rows of multinomial counts turned into means at a time: (block, N) float64 counts stay
+# in cache (about 6 MB at N = 80k) instead of a (chunk, N) matrix in main memory.
+_COUNT_BLOCK = 8
+
+
+def _bootstrap_means(values: np.ndarray, nboot: int, gen: np.random.Generator,
+                     chunk: int) -> np.ndarray:
+    """``(nboot, K)`` means of ``values (N, K)`` over resampled instances: each replicate
+    draws N instance indices with replacement; ``chunk`` replicates are drawn per call of
+    the generator, and their counts are formed ``_COUNT_BLOCK`` rows at a time."""
     n = values.shape[0]
-    draws = np.empty((nboot, len(names)))
+    draws = np.empty((nboot, values.shape[1]))
     for start in range(0, nboot, chunk):
         size = min(chunk, nboot - start)
         idx = gen.integers(0, n, size=(size, n))
-        counts = _row_bincount(idx, n)
-        draws[start:start + size] = counts @ values / n
-    low, high = percentile_interval(draws, confidence)
-    out: dict = {
-        name: {"mean": float(values[:, k].mean()), "low": float(low[k]),
-               "high": float(high[k]), "std": float(draws[:, k].std(ddof=1)) if nboot > 1
-               else float("nan")}
-        for k, name in enumerate(names)
-    }
-    out.update(seed=seed, nboot=int(nboot), n_instances=int(n), confidence=confidence)
-    return out
+        for row in range(0, size, _COUNT_BLOCK):
+            block = idx[row:row + _COUNT_BLOCK]
+            counts = _row_bincount(block, n)
+            draws[start + row:start + row + len(block)] = counts @ values / n
+    return draws
 
 
 def _row_bincount(idx: np.ndarray, n: int) -> np.ndarray:

@@ -9,7 +9,6 @@ other than 0/1, or NaN, raise ValueError.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as sps
 
 from ._common import make_rng
 
@@ -121,6 +120,8 @@ def random_jaccard(masks: np.ndarray, *, draws: int = 10_000,
         raise ValueError("random_jaccard: needs at least 2 masks")
     kept = arr.sum(axis=1).astype(np.int64)
     if n_masks == 2:
+        from scipy import stats as sps  # imported on use: scipy.stats takes about 1 s
+
         k1, k2 = int(kept[0]), int(kept[1])
         inter = np.arange(max(0, k1 + k2 - n_comp), min(k1, k2) + 1)
         pmf = sps.hypergeom.pmf(inter, n_comp, k1, k2)

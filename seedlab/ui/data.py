@@ -307,10 +307,10 @@ def _complete(arrays: SeedArrays, what: str) -> SeedArrays:
     return arrays
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _decomposition(home: str, version: int, task: str, size: str, pretrain: tuple[str, ...],
-                   finetune: tuple[int, ...], checkpoint: Any, score: str, nboot: int,
-                   seed: int) -> tuple[Any, dict, np.ndarray]:
+def _decompose_size(home: str, version: int, task: str, size: str, pretrain: tuple[str, ...],
+                    finetune: tuple[int, ...], checkpoint: Any, score: str
+                    ) -> tuple[Any, np.ndarray]:
+    """``(Decomposition, instance_ids (N,))`` of one size; raises NotEnoughData."""
     from seedlab import stats
 
     arrays = _complete(_arrays(home, version, task, size, pretrain, finetune, checkpoint, None),
@@ -321,9 +321,33 @@ def _decomposition(home: str, version: int, task: str, size: str, pretrain: tupl
     x = arrays.correct if score == "0/1 loss" else arrays.p_correct
     if isinstance(checkpoint, tuple) and x.shape[-1] < 2:
         raise NotEnoughData("Checkpoint variance needs at least 2 checkpoints.")
-    dec = stats.decompose(x)
-    ci = stats.decomposition_ci(dec, nboot=nboot, rng=seed)
-    return dec, ci, arrays.instance_ids
+    return stats.decompose(x), arrays.instance_ids
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _decompositions(home: str, version: int, task: str, sizes: tuple[str, ...],
+                    pretrain: tuple[str, ...], finetune: tuple[int, ...], checkpoint: Any,
+                    score: str, nboot: int, seed: int) -> dict[str, Any]:
+    """Per size ``(Decomposition, CI, instance_ids)`` or the ``NotEnoughData`` message.
+
+    The bootstrap CIs of all sizes come from one draw (``stats.decomposition_ci_many``):
+    each equals ``decomposition_ci`` of that size alone with the same seed.
+    """
+    from seedlab import stats
+
+    out: dict[str, Any] = {}
+    for size in sizes:
+        try:
+            out[size] = _decompose_size(home, version, task, size, pretrain, finetune,
+                                        checkpoint, score)
+        except NotEnoughData as exc:
+            out[size] = str(exc)
+    done = [size for size in sizes if not isinstance(out[size], str)]
+    cis = stats.decomposition_ci_many([out[size][0] for size in done], nboot=nboot, rng=seed)
+    for size, ci in zip(done, cis):
+        dec, ids = out[size]
+        out[size] = (dec, ci, ids)
+    return out
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -476,11 +500,37 @@ def _ckpt_key(checkpoint: Any) -> Any:
 def decomposition(ds: Data, task: str, size: str, pretrain_seeds: Sequence[str],
                   finetune_seeds: Sequence[int], checkpoint: Any, score: str,
                   nboot: int = 500, seed: int = 0) -> tuple[Any, dict, np.ndarray]:
-    """``(Decomposition, decomposition_ci, instance_ids (N,))`` of one size; ``score``: '0/1 loss' (correctness)
-    or 'squared loss' (gold-label probability). Raises NotEnoughData."""
-    return _decomposition(ds.home, ds.version, task, size, tuple(pretrain_seeds),
-                          tuple(int(f) for f in finetune_seeds), _ckpt_key(checkpoint),
-                          score, nboot, seed)
+    """``(Decomposition, decomposition_ci, instance_ids (N,))`` of one size; ``score``:
+    '0/1 loss' (correctness) or 'squared loss' (gold-label probability). Raises
+    NotEnoughData."""
+    return decompositions(ds, task, [size], pretrain_seeds, finetune_seeds, checkpoint, score,
+                          nboot, seed)[size]
+
+
+def decompositions(ds: Data, task: str, sizes: Sequence[str], pretrain_seeds: Sequence[str],
+                   finetune_seeds: Sequence[int], checkpoint: Any, score: str,
+                   nboot: int = 500, seed: int = 0) -> dict[str, tuple[Any, dict, np.ndarray]]:
+    """``decomposition`` of every size in ``sizes`` (cached as one computation; the CIs share
+    one bootstrap draw, each equal to its size's alone). Raises NotEnoughData for the first
+    size that cannot be decomposed; use :func:`decompositions_or_notes` to get the others."""
+    results, notes = decompositions_or_notes(ds, task, sizes, pretrain_seeds, finetune_seeds,
+                                             checkpoint, score, nboot, seed)
+    if notes:
+        raise NotEnoughData(notes[0])
+    return results
+
+
+def decompositions_or_notes(ds: Data, task: str, sizes: Sequence[str],
+                            pretrain_seeds: Sequence[str], finetune_seeds: Sequence[int],
+                            checkpoint: Any, score: str, nboot: int = 500, seed: int = 0
+                            ) -> tuple[dict[str, tuple[Any, dict, np.ndarray]], list[str]]:
+    """``({size: (Decomposition, CI, instance_ids)}, notes)``: the sizes that could be
+    decomposed, in ``sizes`` order, and a NotEnoughData message for each that could not."""
+    out = _decompositions(ds.home, ds.version, task, tuple(sizes), tuple(pretrain_seeds),
+                          tuple(int(f) for f in finetune_seeds), _ckpt_key(checkpoint), score,
+                          nboot, seed)
+    results = {size: value for size, value in out.items() if not isinstance(value, str)}
+    return results, [value for value in out.values() if isinstance(value, str)]
 
 
 def run_rows(ds: Data, task: str, sizes: Sequence[str], pretrain_seeds: Sequence[str],
