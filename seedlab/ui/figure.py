@@ -56,17 +56,19 @@ def show_figure(fig: go.Figure, *, key: str, caption: str, page: str | None = No
     fig = with_caption(fig, caption)
     title = fig.layout.title.text or key
     filename = "".join(ch if ch.isalnum() else "_" for ch in title).strip("_")[:60] or key
-    cols = st.columns([4, 1, 1])
-    fmt = cols[1].segmented_control("Export", FORMATS, default="png", key=f"{key}.format",
-                                    label_visibility="collapsed",
-                                    help="Format of the camera icon's download")
+    # A right-aligned row that wraps: in a narrow column the controls move onto a second
+    # line instead of being cut off (fixed-ratio columns truncated them).
+    bar = st.container(horizontal=True, horizontal_alignment="right", wrap=True)
+    fmt = bar.segmented_control("Export", FORMATS, default="png", key=f"{key}.format",
+                                   label_visibility="collapsed",
+                                   help="Format of the camera icon's download")
     config = {
         "displaylogo": False,
         "toImageButtonOptions": {"format": fmt or "png", "filename": filename, "scale": 2,
                                  "height": fig.layout.height or 450, "width": 1100},
     }
-    if cols[2].button("Pin to report", key=f"{key}.pin", icon=":material/push_pin:",
-                      help="Add this figure and its caption to the Report page"):
+    if bar.button("Pin to report", key=f"{key}.pin", icon=":material/push_pin:",
+                  help="Add this figure and its caption to the Report page"):
         pin(fig, caption, page or key.split(".")[0])
         st.toast(f"Pinned: {title}")
     if on_select == "ignore":
