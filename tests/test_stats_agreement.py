@@ -53,6 +53,23 @@ def test_matches_pairwise_loop_on_three_classes():
             assert kappa[r, s] == pytest.approx(cohen_kappa(preds[r], preds[s]))
 
 
+def test_small_integer_and_bool_predictions_give_the_same_matrices():
+    preds = np.random.default_rng(1).integers(0, 3, (6, 150))
+    for dtype in (np.int8, np.uint8, np.int16):
+        np.testing.assert_array_equal(stats.agreement_matrix(preds.astype(dtype)),
+                                      stats.agreement_matrix(preds))
+        np.testing.assert_array_equal(stats.kappa_matrix(preds.astype(dtype)),
+                                      stats.kappa_matrix(preds))
+        np.testing.assert_array_equal(stats.flip_rate(preds[:3].astype(dtype),
+                                                      preds[3:].astype(dtype)),
+                                      stats.flip_rate(preds[:3], preds[3:]))
+    binary = preds % 2
+    np.testing.assert_array_equal(stats.agreement_matrix(binary.astype(bool)),
+                                  [[np.mean(a == b) for b in binary] for a in binary])
+    with pytest.raises(ValueError, match="negative class index"):
+        stats.agreement_matrix(np.array([[0, -1], [1, 1]], dtype=np.int8))
+
+
 def test_constant_runs_have_undefined_kappa():
     kappa = stats.kappa_matrix(np.array([[1, 1, 1], [1, 1, 1], [0, 1, 0]]))
     assert np.isnan(kappa[0, 1]) and np.isnan(kappa[0, 0])

@@ -26,7 +26,7 @@ def _check_preds(preds: np.ndarray, name: str) -> np.ndarray:
             f"{name}: negative class index (a missing run) in rows {rows[:10].tolist()};"
             " drop incomplete runs first"
         )
-    return arr.astype(np.int64, copy=False)
+    return arr  # integer or bool as given: comparing int8 class indices needs no widening
 
 
 def flatten_runs(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -356,34 +356,50 @@ def _run_rows(home: str, version: int, task: str, sizes: tuple[str, ...],
               ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray, np.ndarray]:
     """Predictions of every selected run on the instances all sizes share.
 
-    Returns ``preds (R, N)``, a run table (size, pretrain_seed, finetune_seed; R rows,
-    ordered by size, pretraining seed, fine-tuning seed), ``instance_ids (N,)`` and
-    ``labels (N,)``.
+    Returns ``preds (R, N)`` (the smallest integer type that holds the labels: int8 for
+    any task with fewer than 128 classes), a run table (size, pretrain_seed, finetune_seed;
+    R rows, ordered by size, pretraining seed, fine-tuning seed), ``instance_ids (N,)``
+    and ``labels (N,)``.
     """
     per_size = [_arrays(home, version, task, s, pretrain, finetune, checkpoint, None)
                 for s in sizes]
-    common = set(per_size[0].instance_ids)
-    for arrays in per_size[1:]:
-        common &= set(arrays.instance_ids)
-    ids = np.array([i for i in per_size[0].instance_ids if i in common], dtype=object)
-    rows, meta = [], []
+    ids = per_size[0].instance_ids
+    shared = all(np.array_equal(a.instance_ids, ids) for a in per_size[1:])
+    if not shared:  # the instances every size predicts, in the first size's order
+        keep = np.ones(len(ids), dtype=bool)
+        for arrays in per_size[1:]:
+            keep &= pd.Index(ids).isin(arrays.instance_ids)
+        ids = np.asarray(ids[keep], dtype=object)
+    blocks, meta = [], []
     labels = np.array([], dtype=np.int64)
     for arrays in per_size:
-        index = pd.Index(arrays.instance_ids).get_indexer(ids)
-        labels = arrays.labels[index]
+        index = None if shared else pd.Index(arrays.instance_ids).get_indexer(ids)
+        labels = arrays.labels if index is None else arrays.labels[index]
+        pred = arrays.pred if index is None else arrays.pred[index]  # (N, P, F)
+        usable = ~(pred < 0).any(axis=0)  # (P, F): complete runs only
         for p_i, p in enumerate(arrays.pretrain_seeds):
             for f_i, f in enumerate(arrays.finetune_seeds):
-                if (p, f) in arrays.missing:
-                    continue
-                pred = arrays.pred[index, p_i, f_i]
-                if (pred < 0).any():
-                    continue
-                rows.append(pred)
-                meta.append((arrays.size, p, f))
-    preds = np.vstack(rows) if rows else np.zeros((0, len(ids)), dtype=np.int64)
+                if (p, f) not in arrays.missing and usable[p_i, f_i]:
+                    meta.append((arrays.size, p, f))
+        # (runs, N), runs ordered by pretraining seed, then fine-tuning seed
+        blocks.append(pred.reshape(len(ids), -1).T[usable.ravel() & _present(arrays)])
+    top = max((int(b.max()) for b in blocks if b.size), default=0)
+    dtype = np.int8 if top < 2**7 else np.int16 if top < 2**15 else np.int64
+    preds = np.empty((sum(len(b) for b in blocks), len(ids)), dtype=dtype)
+    row = 0
+    for block in blocks:
+        preds[row:row + len(block)] = block
+        row += len(block)
     table = pd.DataFrame(meta, columns=["size", "pretrain_seed", "finetune_seed"])
     _read_only(preds, ids, labels)
     return preds, table, ids, labels
+
+
+def _present(arrays: SeedArrays) -> np.ndarray:
+    """``(P * F,)`` bool: which (pretraining, fine-tuning) seed runs exist, run-major."""
+    missing = set(arrays.missing)
+    return np.array([(p, f) not in missing for p in arrays.pretrain_seeds
+                     for f in arrays.finetune_seeds], dtype=bool)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -1,0 +1,104 @@
+"""seedlab.ui.data: the cached computations behind the analysis pages give the values of
+the store and seedlab.stats called directly (they only change how, and how often, it is
+computed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from app_support import FINETUNE_SEEDS, PRETRAIN_SEEDS, SIZES, make_fixture_home
+
+from seedlab import stats
+from seedlab.store import RunData, Store
+from seedlab.ui import data
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    return data.open_data(make_fixture_home(tmp_path_factory.mktemp("uidata") / "home"))
+
+
+def test_decompositions_equal_each_size_alone(ds):
+    store = Store(ds.home)
+    results, notes = data.decompositions_or_notes(ds, "nli_sim", SIZES, PRETRAIN_SEEDS,
+                                                  FINETUNE_SEEDS, "last", "0/1 loss", 200, 4)
+    assert notes == [] and list(results) == SIZES
+    for size in SIZES:
+        arrays = store.arrays("nli_sim", size, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last")
+        dec, ci, ids = results[size]
+        expected = stats.decompose(arrays.correct)
+        np.testing.assert_allclose(dec.bias2, expected.bias2, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(dec.var_pretrain, expected.var_pretrain, rtol=1e-12,
+                                   atol=1e-14)
+        alone = stats.decomposition_ci(expected, nboot=200, rng=4)
+        for term in ("loss", "bias2", "var_pretrain", "var_finetune"):
+            for key in ("mean", "low", "high", "std"):
+                assert ci[term][key] == pytest.approx(alone[term][key], rel=1e-12, abs=1e-14)
+        assert list(ids) == list(arrays.instance_ids)
+        # the one-size entry point gives the same
+        one = data.decomposition(ds, "nli_sim", size, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last",
+                                 "0/1 loss", 200, 4)
+        assert one[1]["bias2"]["low"] == pytest.approx(ci["bias2"]["low"], rel=1e-12)
+
+
+def test_decompositions_report_the_sizes_that_cannot_be_decomposed(ds):
+    # Checkpoint variance over a single checkpoint: every size fails with the same note.
+    results, notes = data.decompositions_or_notes(ds, "nli_sim", SIZES, PRETRAIN_SEEDS,
+                                                  FINETUNE_SEEDS, [2.0], "squared loss", 100)
+    assert results == {} and len(notes) == 3 and "2 checkpoints" in notes[0]
+    with pytest.raises(data.NotEnoughData, match="2 checkpoints"):
+        data.decompositions(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS, [2.0],
+                            "squared loss", 100)
+
+
+def test_run_rows_match_the_store_arrays(ds):
+    store = Store(ds.home)
+    preds, runs, ids, labels = data.run_rows(ds, "nli_sim", SIZES, PRETRAIN_SEEDS,
+                                             FINETUNE_SEEDS, "last")
+    assert preds.dtype == np.int8 and preds.shape == (27, 60)
+    assert list(runs.itertuples(index=False, name=None)) == [
+        (s, p, f) for s in SIZES for p in PRETRAIN_SEEDS for f in FINETUNE_SEEDS]
+    for r, (size, p, f) in enumerate(runs.itertuples(index=False, name=None)):
+        arrays = store.arrays("nli_sim", size, [p], [f], "last")
+        np.testing.assert_array_equal(preds[r], arrays.pred[:, 0, 0])
+    np.testing.assert_array_equal(labels, arrays.labels)
+    assert list(ids) == list(arrays.instance_ids)
+    matrix = data.agreement(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last",
+                            "agreement")
+    np.testing.assert_array_equal(matrix, stats.agreement_matrix(preds.astype(np.int64)))
+
+
+def _table(ids, preds, gold):
+    return pa.table({"checkpoint": [1.0] * len(ids), "instance_id": ids,
+                     "pred": preds, "correct": [p == g for p, g in zip(preds, gold)],
+                     "p_correct": [0.9 if p == g else 0.2 for p, g in zip(preds, gold)],
+                     "probs": [[0.9, 0.1] if p == 0 else [0.1, 0.9] for p in preds]})
+
+
+def test_run_rows_keep_the_instances_every_size_predicts(tmp_path):
+    """Size 'b' predicts 4 of the 5 instances and one of its runs only 3: the rows are the
+    4 shared instances, in table order, and the incomplete run is left out."""
+    store = Store(tmp_path / "home")
+    ids = ["i0", "i1", "i2", "i3", "i4"]
+    gold = [0, 1, 0, 1, 1]
+    with store.transaction("test", "tests/test_ui_data.py") as tx:
+        tx.set_task("t", ["no", "yes"])
+        tx.add_instances("t", pd.DataFrame({"instance_id": ids, "split": "dev", "guid": ids,
+                                            "text_a": ids, "text_b": "",
+                                            "label": [["no", "yes"][g] for g in gold]}))
+        tx.add_run(RunData("t", "a", "0", 1, _table(ids, [0, 1, 1, 1, 0], gold), source="t"))
+        tx.add_run(RunData("t", "a", "0", 2, _table(ids, [0, 0, 0, 1, 1], gold), source="t"))
+        keep = ["i0", "i1", "i3", "i4"]
+        tx.add_run(RunData("t", "b", "0", 1, _table(keep, [1, 1, 0, 1],
+                                                     [0, 1, 1, 1]), source="t"))
+        tx.add_run(RunData("t", "b", "0", 2, _table(["i0", "i1", "i3"], [0, 1, 1],
+                                                     [0, 1, 1]), source="t"))
+    ds = data.open_data(store.home)
+    preds, runs, shared, labels = data.run_rows(ds, "t", ["a", "b"], ["0"], [1, 2], "last")
+    assert list(shared) == keep
+    assert list(runs.itertuples(index=False, name=None)) == [("a", "0", 1), ("a", "0", 2),
+                                                             ("b", "0", 1)]
+    np.testing.assert_array_equal(preds, [[0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 0, 1]])
+    np.testing.assert_array_equal(labels, [0, 1, 1, 1])
