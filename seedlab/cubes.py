@@ -14,6 +14,22 @@ from the runs' files and kept under ``<home>/cache/cubes/task=<t>/size=<s>/<key>
     labels     (N,)         int64    gold label index, -1 where not in the label list
     meta.json                        instance ids and splits, seeds, checkpoints
 
+Beside them, derived from the same data and so keyed and removed with it, a cube may hold
+(each written when first needed, so older cubes gain them without a rebuild):
+
+    counts     (2, P, F, E) int64    instances scored and instances correct per run and
+                                     checkpoint (``Store.run_accuracy`` without a scan)
+    layout     (P, F)       int8     each run file's row order: 1 checkpoint-major (rows by
+                                     checkpoint, then instance in cube order), 2 instance-
+                                     major, 0 no rows or no run, -1 anything else (duplicate
+                                     or unknown rows, nulls, another order)
+    probs      (N, P, F, E, L) float32  class probabilities, NaN where missing (only where
+                                     every row of every served run has L values, else an
+                                     empty ``probs.none``)
+
+``layout`` and ``probs`` let ``Store.predictions`` answer a few instances from the cube with
+exactly the rows, values and order of its Parquet scan.
+
 ``key`` is a digest of the runs' ids and content hashes and of the task's instance file,
 so any import, replacement or finished run gives a new key: a cube is never stale, only
 unused (older keys of the same task and size are removed when a new one is written). A
@@ -23,6 +39,7 @@ cube or none; it is derived data and can be deleted at any time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -58,6 +75,12 @@ class Cube:
     pred: np.ndarray
     last: np.ndarray
     labels: np.ndarray
+    folder: Path | None = None
+    counts: np.ndarray | None = None
+    layout: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    no_probs: bool = False
+    positions: dict[str, int] | None = None
 
 
 _memory: OrderedDict[str, Cube] = OrderedDict()
@@ -70,7 +93,8 @@ def cube_key(runs: pd.DataFrame, instance_file: str | None) -> str:
     from seedlab.store import _digest
 
     parts = [f"format={CUBE_FORMAT}", f"instances={instance_file}"]
-    parts += sorted(f"{r}:{h}" for r, h in zip(runs["run_id"], runs["content_hash"]))
+    parts += sorted(f"{r}:{h}" for r, h in zip(runs["run_id"].tolist(),
+                                                  runs["content_hash"].tolist()))
     return _digest(*parts)[:20]
 
 
@@ -79,25 +103,46 @@ def load_cube(store: Store, task: str, size: str, runs: pd.DataFrame,
     """The cube of ``task`` and ``size`` over ``runs`` (every run of that task and size, as
     ``Store.runs`` returns them): from memory, from disk, or built and saved.
     ``instance_file``: the task's registered instance file, when the caller has it."""
+    cube = cached_cube(store, task, size, runs, instance_file)
+    if cube is None:
+        folder = _folder(store, task, size, runs, instance_file)
+        cube = _build(store, task, runs)
+        _save(cube, folder)
+        cube.folder = folder
+        _remember(cube)
+    return cube
+
+
+def cached_cube(store: Store, task: str, size: str, runs: pd.DataFrame,
+                instance_file: str | None = None) -> Cube | None:
+    """The cube of ``task`` and ``size`` over ``runs`` if it is in memory or on disk, else
+    ``None`` (nothing is built)."""
+    folder = _folder(store, task, size, runs, instance_file)
+    with _memory_lock:
+        if str(folder) in _memory:
+            _memory.move_to_end(str(folder))
+            return _memory[str(folder)]
+    cube = _read(folder) if (folder / "meta.json").exists() else None
+    if cube is not None:
+        cube.folder = folder
+        _remember(cube)
+    return cube
+
+
+def _folder(store: Store, task: str, size: str, runs: pd.DataFrame,
+            instance_file: str | None) -> Path:
     if instance_file is None:
         with store._read() as con:
             instance_file = store._instance_file(task, con)
     key = cube_key(runs, instance_file)
-    folder = store.home / "cache" / "cubes" / f"task={task}" / f"size={size}" / key
-    memo = str(folder)
+    return store.home / "cache" / "cubes" / f"task={task}" / f"size={size}" / key
+
+
+def _remember(cube: Cube) -> None:
     with _memory_lock:
-        if memo in _memory:
-            _memory.move_to_end(memo)
-            return _memory[memo]
-    cube = _read(folder) if (folder / "meta.json").exists() else None
-    if cube is None:
-        cube = _build(store, task, runs)
-        _save(cube, folder)
-    with _memory_lock:
-        _memory[memo] = cube
+        _memory[str(cube.folder)] = cube
         while len(_memory) > _MEMORY_SLOTS:
             _memory.popitem(last=False)
-    return cube
 
 
 def _read(folder: Path) -> Cube | None:
@@ -106,11 +151,17 @@ def _read(folder: Path) -> Cube | None:
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
     except (OSError, ValueError):
         return None  # half-deleted by a sweep: rebuild
+    extra = {}
+    for name in ("counts", "layout"):  # optional: cubes saved before they existed lack them
+        try:
+            extra[name] = np.load(folder / f"{name}.npy")
+        except (OSError, ValueError):
+            pass
     return Cube(
         instance_ids=np.array(meta["instance_ids"], dtype=object),
         splits=np.array(meta["splits"], dtype=object),
         pretrain_seeds=meta["pretrain_seeds"], finetune_seeds=meta["finetune_seeds"],
-        checkpoints=meta["checkpoints"], **arrays,
+        checkpoints=meta["checkpoints"], **arrays, **extra,
     )
 
 
@@ -119,8 +170,9 @@ def _save(cube: Cube, folder: Path) -> None:
     tmp = folder.parent / f".tmp-{uuid.uuid4().hex}"
     try:
         tmp.mkdir(parents=True)
-        for name in ARRAYS:
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(cube, name)))
+        for name in ARRAYS + ("counts", "layout"):
+            if getattr(cube, name) is not None:
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(cube, name)))
         meta = {"instance_ids": cube.instance_ids.tolist(), "splits": cube.splits.tolist(),
                 "pretrain_seeds": cube.pretrain_seeds, "finetune_seeds": cube.finetune_seeds,
                 "checkpoints": cube.checkpoints}
@@ -137,9 +189,10 @@ def _save(cube: Cube, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build(store: Store, task: str, runs: pd.DataFrame) -> Cube:
-    """Scan every run file of the task and size once and scatter it into dense arrays."""
-    from seedlab.store import _positions, seed_sort_key
+def _grid(runs: pd.DataFrame) -> tuple[list[str], list[int], list[float], list[float]]:
+    """(pretrain seeds, fine-tuning seeds, rounded checkpoints, checkpoints as stored) of a
+    cube over ``runs``, in cube order."""
+    from seedlab.store import seed_sort_key
 
     p_list = sorted(runs["pretrain_seed"].astype(str).unique(), key=seed_sort_key)
     f_list = sorted(int(s) for s in runs["finetune_seed"].unique())
@@ -149,15 +202,92 @@ def _build(store: Store, task: str, runs: pd.DataFrame) -> Cube:
         for c in json.loads(cs):
             by_rounded.setdefault(round(c, 4), c)
     rounded = sorted(by_rounded)
-    checkpoints = [by_rounded[c] for c in rounded]
+    return p_list, f_list, rounded, [by_rounded[c] for c in rounded]
+
+
+def _scan(store: Store, runs: pd.DataFrame, columns: str) -> pa.Table:
+    """``pretrain_seed, finetune_seed, e`` (checkpoint on 4 decimals), ``instance_id``,
+    ``row`` (the row's position in its file) and ``columns`` of every file of ``runs``."""
     files = [str(store.home / f) for f in runs["file"]]
     cur = store._cursor()
     try:
-        table = cur.sql(
+        return cur.sql(
             "SELECT pretrain_seed, finetune_seed, round(checkpoint, 4) AS e, instance_id,"
-            " correct, p_correct, pred FROM read_parquet(?)", params=[files]).to_arrow_table()
+            f" file_row_number::INTEGER AS row{columns}"
+            " FROM read_parquet(?, file_row_number = true)", params=[files]).to_arrow_table()
     finally:
         cur.close()
+
+
+def _cells(table: pa.Table, ids: np.ndarray, p_list: list[str], f_list: list[int],
+           rounded: list[float]) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray]:
+    """Where each row of ``table`` goes: ``(keep, (i, p, f, e), run)``; ``keep`` (rows,) marks
+    rows whose instance, seeds and checkpoint are in the cube, the index arrays are those
+    rows' cube positions, ``run`` (rows,) is each row's run as ``p * F + f`` (-1 unknown)."""
+    from seedlab.store import _positions
+
+    i_idx = _positions(table["instance_id"], pa.array(ids.tolist(), pa.string()))
+    p_idx = _positions(table["pretrain_seed"], pa.array(p_list, pa.string()))
+    f_idx = _positions(table["finetune_seed"], pa.array(f_list, pa.int64()))
+    e_idx = _positions(table["e"], pa.array(rounded, pa.float64()))
+    run = np.where((p_idx >= 0) & (f_idx >= 0), p_idx * len(f_list) + f_idx, -1)
+    keep = (i_idx >= 0) & (run >= 0) & (e_idx >= 0)
+    return keep, (i_idx[keep], p_idx[keep], f_idx[keep], e_idx[keep]), run
+
+
+def _layout(table: pa.Table, keep: np.ndarray, index: tuple[np.ndarray, ...], run: np.ndarray,
+            shape: tuple[int, int, int, int], runs: pd.DataFrame, p_list: list[str],
+            f_list: list[int], checkpoints: list[float]) -> np.ndarray:
+    """Each run's row order (see the module docstring), ``(P, F)`` int8."""
+    n_p, n_f = shape[1], shape[2]
+    layout = np.zeros((n_p, n_f), dtype=np.int8)
+    if table["pred"].null_count or table["correct"].null_count:
+        layout[:] = -1  # a null the cube cannot hold
+        return layout
+    row_no = np.full(shape, -1, dtype=np.int32)
+    row_no[index] = table["row"].to_numpy(zero_copy_only=False)[keep]
+    rows = np.bincount(run[run >= 0], minlength=n_p * n_f).reshape(n_p, n_f)
+    kept = np.bincount(run[keep], minlength=n_p * n_f).reshape(n_p, n_f)
+    placed = (row_no >= 0).sum(axis=(0, 3))
+    stored = set(checkpoints)
+    own = {(str(r.pretrain_seed), int(r.finetune_seed)): r.checkpoints
+           for r in runs.itertuples(index=False)}
+    for pi, p in enumerate(p_list):
+        for fi, f in enumerate(f_list):
+            if rows[pi, fi] == 0:
+                continue
+            same_values = (p, f) in own and set(json.loads(own[p, f])) <= stored
+            if not (same_values and kept[pi, fi] == rows[pi, fi] == placed[pi, fi]):
+                layout[pi, fi] = -1  # rows the cube drops, merges or stores differently
+                continue
+            cell = row_no[:, pi, fi, :]                     # (N, E)
+            by_checkpoint = cell.T[cell.T >= 0]             # (e, n) order
+            if (np.diff(by_checkpoint) > 0).all():
+                layout[pi, fi] = 1
+            elif (np.diff(cell[cell >= 0]) > 0).all():      # (n, e) order
+                layout[pi, fi] = 2
+            else:
+                layout[pi, fi] = -1
+    # Rows of a file whose seeds are not its run's (never written by the store): give up.
+    if (run < 0).any():
+        layout[:] = -1
+    return layout
+
+
+def _counts(correct: np.ndarray) -> np.ndarray:
+    """``(2, P, F, E)`` int64: instances scored and instances correct, from ``correct``
+    ``(N, P, F, E)`` (1 / 0 / -1 missing)."""
+    scored = (correct >= 0).sum(axis=0, dtype=np.int64)
+    hits = (correct == 1).sum(axis=0, dtype=np.int64)
+    return np.stack([scored, hits])
+
+
+def _build(store: Store, task: str, runs: pd.DataFrame) -> Cube:
+    """Scan every run file of the task and size once and scatter it into dense arrays."""
+    from seedlab.store import seed_sort_key
+
+    p_list, f_list, rounded, checkpoints = _grid(runs)
+    table = _scan(store, runs, ", correct, p_correct, pred")
 
     keys = store._instance_keys(task)
     seen = pa.compute.unique(table["instance_id"])
@@ -174,12 +304,7 @@ def _build(store: Store, task: str, runs: pd.DataFrame) -> Cube:
     lookup = {name: i for i, name in enumerate(store.label_list(task))}
     labels = np.array([lookup.get(g, -1) for g in gold], dtype=np.int64)
 
-    i_idx = _positions(table["instance_id"], pa.array(ids.tolist(), pa.string()))
-    p_idx = _positions(table["pretrain_seed"], pa.array(p_list, pa.string()))
-    f_idx = _positions(table["finetune_seed"], pa.array(f_list, pa.int64()))
-    e_idx = _positions(table["e"], pa.array(rounded, pa.float64()))
-    keep = (i_idx >= 0) & (p_idx >= 0) & (f_idx >= 0) & (e_idx >= 0)
-    index = (i_idx[keep], p_idx[keep], f_idx[keep], e_idx[keep])
+    keep, index, run = _cells(table, ids, p_list, f_list, rounded)
     shape = (len(ids), len(p_list), len(f_list), len(checkpoints))
     correct = np.full(shape, -1, dtype=np.int8)
     p_correct = np.full(shape, np.nan, dtype=np.float32)
@@ -187,19 +312,133 @@ def _build(store: Store, task: str, runs: pd.DataFrame) -> Cube:
     correct[index] = table["correct"].to_numpy(zero_copy_only=False)[keep]
     p_correct[index] = table["p_correct"].to_numpy(zero_copy_only=False)[keep]
     pred[index] = table["pred"].to_numpy(zero_copy_only=False)[keep]
+    layout = _layout(table, keep, index, run, shape, runs, p_list, f_list, checkpoints)
+    del table
 
     last = np.full((len(p_list), len(f_list)), -1, dtype=np.int64)
     e_pos = {c: i for i, c in enumerate(rounded)}
     p_pos = {p: i for i, p in enumerate(p_list)}
     f_pos = {f: i for i, f in enumerate(f_list)}
-    for run in runs.itertuples(index=False):
-        cks = json.loads(run.checkpoints)
+    for r in runs.itertuples(index=False):
+        cks = json.loads(r.checkpoints)
         if cks:
-            last[p_pos[str(run.pretrain_seed)], f_pos[int(run.finetune_seed)]] = \
+            last[p_pos[str(r.pretrain_seed)], f_pos[int(r.finetune_seed)]] = \
                 e_pos[round(max(cks), 4)]
     return Cube(instance_ids=ids, splits=splits, pretrain_seeds=p_list, finetune_seeds=f_list,
                 checkpoints=checkpoints, correct=correct, p_correct=p_correct, pred=pred,
-                last=last, labels=labels)
+                last=last, labels=labels, counts=_counts(correct), layout=layout)
+
+
+# ---------------------------------------------------------------------------------------
+# Derived arrays kept beside a cube, computed when first asked for.
+
+
+def _save_extra(cube: Cube, name: str, array: np.ndarray | None) -> None:
+    """Write ``<name>.npy`` (or an empty ``<name>.none`` marker for ``None``) into the
+    cube's folder atomically; skip quietly where that fails (read-only home, cube removed
+    by a newer one)."""
+    if cube.folder is None:
+        return
+    tmp = cube.folder / f".tmp-{uuid.uuid4().hex}-{name}"
+    target = cube.folder / (f"{name}.npy" if array is not None else f"{name}.none")
+    try:
+        with open(tmp, "wb") as fh:
+            if array is not None:
+                np.save(fh, np.ascontiguousarray(array))
+        os.replace(tmp, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def run_counts(cube: Cube) -> np.ndarray:
+    """``(2, P, F, E)`` int64: per run and checkpoint, the instances scored and the
+    instances correct (computed once per cube, then read)."""
+    if cube.counts is None:
+        cube.counts = _counts(np.asarray(cube.correct))
+        _save_extra(cube, "counts", cube.counts)
+    return cube.counts
+
+
+def run_layout(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray:
+    """``(P, F)`` int8: each run file's row order (module docstring). ``runs``: every run of
+    the cube's task and size. Cubes saved before layouts existed get theirs from one scan."""
+    if cube.layout is None:
+        p_list, f_list, rounded, checkpoints = _grid(runs)
+        if p_list != cube.pretrain_seeds or f_list != cube.finetune_seeds:
+            return np.full(cube.last.shape, -1, dtype=np.int8)
+        table = _scan(store, runs, ", correct, pred")
+        keep, index, run = _cells(table, cube.instance_ids, p_list, f_list, rounded)
+        cube.layout = _layout(table, keep, index, run, cube.correct.shape, runs, p_list,
+                              f_list, checkpoints)
+        _save_extra(cube, "layout", cube.layout)
+    return cube.layout
+
+
+def run_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None:
+    """``(N, P, F, E, L)`` float32 class probabilities (NaN where missing), or ``None`` where
+    the cube cannot hold them exactly (a run whose rows are not in a known order, a null or
+    a list of another length). Built once from the runs' ``probs`` columns, then read."""
+    if cube.probs is not None or cube.no_probs:
+        return cube.probs
+    if cube.folder is not None:
+        if (cube.folder / "probs.none").exists():
+            cube.no_probs = True
+            return None
+        try:
+            cube.probs = np.load(cube.folder / "probs.npy", mmap_mode="r")
+            return cube.probs
+        except (OSError, ValueError):
+            pass
+    probs = _build_probs(store, cube, runs)
+    _save_extra(cube, "probs", probs)
+    if probs is not None and cube.folder is not None and (cube.folder / "probs.npy").exists():
+        probs = np.load(cube.folder / "probs.npy", mmap_mode="r")  # page cache, not heap
+    cube.probs, cube.no_probs = probs, probs is None
+    return probs
+
+
+def _build_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None:
+    import pyarrow.parquet as pq
+
+    layout = run_layout(store, cube, runs)
+    p_pos = {p: i for i, p in enumerate(cube.pretrain_seeds)}
+    f_pos = {f: i for i, f in enumerate(cube.finetune_seeds)}
+    out: np.ndarray | None = None
+    for r in runs.itertuples(index=False):
+        pi, fi = p_pos[str(r.pretrain_seed)], f_pos[int(r.finetune_seed)]
+        if layout[pi, fi] <= 0:
+            continue  # no rows, or rows the cube does not serve (left NaN)
+        column = pq.read_table(store.home / r.file, columns=["probs"])["probs"]
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        if column.null_count:
+            return None
+        lengths = pa.compute.list_value_length(column).to_numpy(zero_copy_only=False)
+        width = int(lengths[0]) if len(lengths) else 0
+        if (lengths != width).any() or (out is not None and out.shape[-1] != width):
+            return None
+        values = pa.compute.list_flatten(column).to_numpy(zero_copy_only=False)
+        values = values.astype(np.float32, copy=False).reshape(len(column), width)
+        if out is None:
+            out = np.full(cube.correct.shape + (width,), np.nan, dtype=np.float32)
+        present = np.asarray(cube.correct[:, pi, fi, :]) >= 0  # (N, E)
+        if layout[pi, fi] == 1:
+            e_idx, n_idx = np.nonzero(present.T)  # rows by checkpoint, then instance
+        else:
+            n_idx, e_idx = np.nonzero(present)
+        if len(n_idx) != len(values):
+            return None
+        out[n_idx, pi, fi, e_idx] = values
+    if out is None:
+        out = np.full(cube.correct.shape + (0,), np.nan, dtype=np.float32)
+    return out
+
+
+def positions(cube: Cube) -> dict[str, int]:
+    """Instance id -> position along the cube's first axis (built once per cube)."""
+    if cube.positions is None:
+        cube.positions = {str(i): n for n, i in enumerate(cube.instance_ids)}
+    return cube.positions
 
 
 def select(cube: Cube, pretrain_seeds: list[str], finetune_seeds: list[int], checkpoint: Any,

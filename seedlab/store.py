@@ -1071,16 +1071,28 @@ class Store:
         """Predictions in long format (``schema.PREDICTION_COLUMNS``), filtered.
 
         Each filter takes one value or a list. ``checkpoint='last'`` keeps each run's last
-        checkpoint.
+        checkpoint. Rows come run by run (task, size, pretrain seed, fine-tuning seed), each
+        run's rows in file order. A few instances (``instance_id``) are read from the dense
+        cubes where those are built and hold the runs exactly, with the same result.
         """
         columns = list(columns or schema.PREDICTION_COLUMNS)
         unknown = set(columns) - set(schema.PREDICTION_COLUMNS) - {"run_id"}
         if unknown:
             raise ValueError(f"unknown prediction columns {sorted(unknown)}")
-        files = self._run_files(task=task, size=size, pretrain_seed=pretrain_seed,
-                                finetune_seed=finetune_seed)
-        if not files:
+        every = self.runs(task=task, size=size)
+        runs = every
+        if pretrain_seed is not None:
+            runs = runs[runs["pretrain_seed"].isin([str(v) for v in _as_list(pretrain_seed)])]
+        if finetune_seed is not None:
+            runs = runs[runs["finetune_seed"].isin([int(v) for v in _as_list(finetune_seed)])]
+        if runs.empty:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        if instance_id is not None:
+            fast = self._cube_predictions(every, runs, checkpoint,
+                                          [str(i) for i in _as_list(instance_id)], columns)
+            if fast is not None:
+                return fast
+        files = [str(self.home / f) for f in runs["file"]]
         where, params = [], [files]
         if checkpoint is not None and not (isinstance(checkpoint, str) and checkpoint == "last"):
             clause, p = _in_clause("round(checkpoint, 4)",
@@ -1100,6 +1112,97 @@ class Store:
         if where:
             query += " WHERE " + " AND ".join(where)
         return self.sql(query, params)
+
+    _CUBE_INSTANCES = 1000  # predictions(instance_id=...) from cubes up to this many ids
+
+    def _cube_predictions(self, every: pd.DataFrame, runs: pd.DataFrame, checkpoint: Any,
+                          instance_ids: list[str], columns: list[str]) -> pd.DataFrame | None:
+        """``predictions`` of a few instances from the (already built) dense cubes of the
+        runs' tasks and sizes, or ``None`` where the Parquet scan must answer: a cube not
+        built, a run whose file the cube cannot reproduce row for row, probabilities it
+        cannot hold. ``every``: all runs of the tasks and sizes; ``runs``: those selected,
+        in ``runs()`` order, which is the order of the rows."""
+        if len(set(instance_ids)) > self._CUBE_INSTANCES:
+            return None
+        last = isinstance(checkpoint, str) and checkpoint == "last"
+        wanted = (None if checkpoint is None or last
+                  else {round(float(c), 4) for c in _as_list(checkpoint)})
+        with self._read() as con:
+            instance_files = {t: self._instance_file(t, con) for t in runs["task"].unique()}
+        parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
+        # ``every`` is sorted by task and size: each (task, size) is one slice of it.
+        keys = list(zip(every["task"].tolist(), every["size"].tolist()))
+        starts = {k: keys.index(k) for k in dict.fromkeys(keys)}
+        chosen = set(runs.index)
+        for task, size in dict.fromkeys(zip(runs["task"].tolist(), runs["size"].tolist())):
+            start = starts[task, size]
+            pool = every.iloc[start:start + keys.count((task, size))]
+            group = pool if chosen.issuperset(pool.index) else pool[pool.index.isin(chosen)]
+            cube = cubes.cached_cube(self, task, size, pool, instance_files[task])
+            if cube is None:
+                return None
+            layout = cubes.run_layout(self, cube, pool)
+            probs = cubes.run_probs(self, cube, pool) if "probs" in columns else None
+            if "probs" in columns and probs is None:
+                return None
+            p_pos = {p: i for i, p in enumerate(cube.pretrain_seeds)}
+            f_pos = {f: i for i, f in enumerate(cube.finetune_seeds)}
+            seeds_p = group["pretrain_seed"].astype(str).to_numpy(dtype=object)
+            seeds_f = group["finetune_seed"].to_numpy(dtype=np.int64)
+            pi = np.array([p_pos[p] for p in seeds_p], dtype=np.int64)
+            fi = np.array([f_pos[int(f)] for f in seeds_f], dtype=np.int64)
+            order = layout[pi, fi]                                     # (R,)
+            if (order < 0).any():
+                return None
+            where = cubes.positions(cube)
+            rows = np.array(sorted({where[i] for i in instance_ids if i in where}),
+                            dtype=np.int64)                            # (K,) cube order
+            n_e = len(cube.checkpoints)
+            if last:
+                use = np.arange(n_e)[None, :] == cube.last[pi, fi][:, None]   # (R, E)
+            elif wanted is not None:
+                hit = np.array([round(c, 4) in wanted for c in cube.checkpoints], dtype=bool)
+                use = np.broadcast_to(hit, (len(pi), n_e))
+            else:
+                use = np.ones((len(pi), n_e), dtype=bool)
+            correct = np.asarray(cube.correct[rows])[:, pi, fi]         # (K, R, E)
+            k_i, r_i, e_i = np.nonzero((correct >= 0) & use[None])
+            # A file's rows: by checkpoint then instance (layout 1) or the other way round.
+            major = np.where(order[r_i] == 1, e_i, k_i)
+            minor = np.where(order[r_i] == 1, k_i, e_i)
+            pick = np.lexsort((minor, major, r_i))
+            k_i, r_i, e_i = k_i[pick], r_i[pick], e_i[pick]
+            n_i, p_i, f_i = rows[k_i], pi[r_i], fi[r_i]
+            values = {
+                "task": np.full(len(n_i), task, dtype=object),
+                "size": np.full(len(n_i), size, dtype=object),
+                "run_id": group["run_id"].to_numpy(dtype=object)[r_i],
+                "pretrain_seed": seeds_p[r_i],
+                "finetune_seed": seeds_f[r_i],
+                "checkpoint": np.array(cube.checkpoints, dtype=np.float64)[e_i],
+                "instance_id": cube.instance_ids[n_i],
+            }
+            for name in ("pred", "correct", "p_correct", "probs"):
+                if name in columns:
+                    source = probs if name == "probs" else getattr(cube, name)
+                    values[name] = np.asarray(source[n_i, p_i, f_i, e_i])
+            for c in columns:
+                parts[c].append(values[c])
+        # DuckDB's dtypes: strings as ``str``, or ``object`` when no row came back.
+        text = "str" if any(len(v) for v in parts[columns[0]]) else object
+        dtypes = {"task": text, "size": text, "run_id": text, "pretrain_seed": text,
+                  "instance_id": text, "finetune_seed": np.int64, "checkpoint": np.float64,
+                  "pred": np.int32, "correct": bool, "p_correct": np.float32}
+        frame = {}
+        for c in columns:
+            joined = np.concatenate(parts[c]) if parts[c] else None
+            if c == "probs":
+                width = joined.shape[1] if joined is not None else 0
+                joined = joined if joined is not None else np.zeros((0, width), np.float32)
+                frame[c] = pd.Series(list(joined), dtype=object)
+            else:
+                frame[c] = pd.Series(joined if joined is not None else [], dtype=dtypes[c])
+        return pd.DataFrame(frame)
 
     def instances(
         self,
@@ -1334,13 +1437,12 @@ class Store:
             else:
                 wanted = np.array([i for i, c in enumerate(cube.checkpoints)
                                    if round(c, 4) == round(float(checkpoint), 4)], dtype=int)
-            # Count only the checkpoints asked for: (P, F, E') per wanted checkpoint.
-            n = np.zeros(cube.last.shape + (len(cube.checkpoints),), dtype=np.int64)
-            hits = np.zeros_like(n)
-            for e in wanted:
-                scores = np.asarray(cube.correct[..., e])
-                n[..., e] = (scores >= 0).sum(axis=0)
-                hits[..., e] = (scores == 1).sum(axis=0)
+            # Counts per run and checkpoint, kept beside the cube; only those asked for.
+            counts = cubes.run_counts(cube)                       # (2, P, F, E)
+            asked = np.zeros(len(cube.checkpoints), dtype=bool)
+            asked[wanted] = True
+            n = np.where(asked, counts[0], 0)
+            hits = np.where(asked, counts[1], 0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 accuracy = hits / n
             p_idx, f_idx, e_idx = np.nonzero(n > 0)
