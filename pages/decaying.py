@@ -73,8 +73,8 @@ browser = pd.DataFrame({"instance_id": ids, "decay": result.diff,
 for column in ("split", "group", "text_a", "text_b", "label"):
     if column in instances:
         browser[column] = instances[column].reindex(ids).to_numpy()
-browser["accuracy per size"] = [list(map(float, row)) for row in np.column_stack(
-    [acc[s] for s in sel.sizes])]
+browser["accuracy per size"] = np.column_stack(
+    [acc[s] for s in sel.sizes]).astype(float).tolist()  # one list of floats per instance
 issues = data.label_issue_scores(ds, sel.task, sel.sizes, sel.pretrain_seeds,
                                  sel.finetune_seeds)
 if len(issues):

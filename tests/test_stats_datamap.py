@@ -64,6 +64,18 @@ def test_label_issues_hand_case():
     assert by_id["b"] is pd.NA
 
 
+def test_label_issues_take_predictions_of_any_integer_type():
+    pred = np.array([[[0, 0], [0, 1]], [[0, 0], [0, 0]], [[0, 2], [2, 0]]])
+    labels = np.array([0, 1, 0])
+    expected = stats.label_issues(P_CORRECT, pred, labels)
+    assert expected["favoured_share"].tolist() == pytest.approx([0.5, 1.0, 0.75])
+    for dtype in (np.int8, np.uint8, np.float64):
+        pd.testing.assert_frame_equal(stats.label_issues(P_CORRECT, pred.astype(dtype), labels),
+                                      expected)
+    with pytest.raises(ValueError, match="missing runs"):
+        stats.label_issues(P_CORRECT, np.where(pred == 2, -1, pred).astype(np.int8), labels)
+
+
 def test_label_issues_rejects_missing_runs():
     pred = np.zeros((3, 2, 2), dtype=int)
     pred[0, 0, 0] = -1

@@ -140,3 +140,28 @@ def test_decay_rejects_mismatched_or_missing():
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         stats.decay_bounds(bad, np.ones((3, 2, 2)))
+
+
+def test_fisher_pvalues_equal_scipy_on_every_table():
+    for m in (1, 2, 5, 10, 25):
+        a, b = np.meshgrid(np.arange(m + 1), np.arange(m + 1), indexing="ij")
+        got = stats.fisher_pvalues(a.ravel(), b.ravel(), m)
+        expected = [sps.fisher_exact([[x, m - x], [y, m - y]], alternative="greater").pvalue
+                    for x, y in zip(a.ravel(), b.ravel())]
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+    # by hand: m = 2, a = 2, b = 0 -> P(X >= 2) with 2 correct among 4 = 1 / C(4, 2)
+    assert stats.fisher_pvalues(np.array([2]), np.array([0]), 2)[0] == 1 / 6
+
+
+def test_bh_adjust_equals_scipy():
+    rng = np.random.default_rng(3)
+    for ps in (rng.random(500), rng.random(40) ** 4, np.array([0.01, 0.04, 0.03, 0.2, 1.0]),
+               np.array([0.5, 0.5, 0.5, 0.01]), np.array([0.3])):
+        np.testing.assert_allclose(stats.bh_adjust(ps), sps.false_discovery_control(ps),
+                                   rtol=1e-15, atol=0)
+    # by hand: sorted 0.01, 0.03, 0.04, 0.2, 1.0 -> x5/1, x5/2, x5/3, x5/4, x5/5, then the
+    # running minimum from the top: 0.05, 0.0667, 0.0667, 0.25, 1.0
+    np.testing.assert_allclose(stats.bh_adjust(np.array([0.01, 0.04, 0.03, 0.2, 1.0])),
+                               [0.05, 0.2 / 3, 0.2 / 3, 0.25, 1.0])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        stats.bh_adjust(np.array([0.2, 1.5]))

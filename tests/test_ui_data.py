@@ -102,3 +102,62 @@ def test_run_rows_keep_the_instances_every_size_predicts(tmp_path):
                                                              ("b", "0", 1)]
     np.testing.assert_array_equal(preds, [[0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 0, 1]])
     np.testing.assert_array_equal(labels, [0, 1, 1, 1])
+
+
+def test_label_issue_scores_match_stats_on_every_run(ds):
+    store = Store(ds.home)
+    got = data.label_issue_scores(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS)
+    per_size = [store.arrays("nli_sim", s, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last")
+                for s in SIZES]
+    expected = stats.label_issues(
+        np.hstack([a.p_correct.reshape(60, -1) for a in per_size]),
+        np.hstack([a.pred.reshape(60, -1) for a in per_size]), per_size[0].labels,
+        instance_ids=list(per_size[0].instance_ids),
+        annotations=store.annotations(task="nli_sim", current=True),
+        label_list=per_size[0].label_list)
+    pd.testing.assert_frame_equal(got, expected)
+    # the score is one minus the mean gold-label probability over all 27 runs
+    first = got.iloc[0]
+    row = list(per_size[0].instance_ids).index(first["instance_id"])
+    mean_p = np.mean([a.p_correct[row] for a in per_size])
+    assert first["score"] == pytest.approx(1 - mean_p)
+
+
+def test_decay_matches_stats_on_the_store_arrays(ds):
+    store = Store(ds.home)
+    out = data.decay(ds, "nli_sim", "tiny", "base", PRETRAIN_SEEDS, FINETUNE_SEEDS)
+    tiny = store.arrays("nli_sim", "tiny", PRETRAIN_SEEDS, FINETUNE_SEEDS, "last")
+    base = store.arrays("nli_sim", "base", PRETRAIN_SEEDS, FINETUNE_SEEDS, "last")
+    assert list(out["instance_ids"]) == list(tiny.instance_ids)
+    expected = stats.decay_bounds(tiny.correct, base.correct)
+    assert out["result"].decaying == expected.decaying > 0  # instances 0-7 decay
+    np.testing.assert_array_equal(out["result"].diff, expected.diff)
+    bh = stats.bh_details(tiny.p_correct, base.p_correct)
+    np.testing.assert_array_equal(out["bh"]["pvalues"], bh["pvalues"])
+    assert out["bh"]["bound"] == bh["bound"]
+
+
+def test_decay_keeps_the_instances_both_sizes_predict(tmp_path):
+    store = Store(tmp_path / "home")
+    ids = [f"i{k}" for k in range(6)]
+    gold = [0, 1, 0, 1, 1, 0]
+    with store.transaction("test", "tests/test_ui_data.py") as tx:
+        tx.set_task("t", ["no", "yes"])
+        tx.add_instances("t", pd.DataFrame({"instance_id": ids, "split": "dev", "guid": ids,
+                                            "text_a": ids, "text_b": "",
+                                            "label": [["no", "yes"][g] for g in gold]}))
+        rng = np.random.default_rng(0)
+        for size, kept in (("a", ids), ("b", ids[1:])):
+            for p in ("0", "1"):
+                for f in (1, 2):
+                    preds = rng.integers(0, 2, len(kept)).tolist()
+                    tx.add_run(RunData("t", size, p, f, _table(kept, preds,
+                                                               gold[len(ids) - len(kept):]),
+                                       source="t"))
+    ds = data.open_data(store.home)
+    out = data.decay(ds, "t", "a", "b", ["0", "1"], [1, 2])
+    assert list(out["instance_ids"]) == ids[1:]
+    a = store.arrays("t", "a", ["0", "1"], [1, 2], "last")
+    b = store.arrays("t", "b", ["0", "1"], [1, 2], "last")
+    np.testing.assert_array_equal(out["result"].diff,
+                                  stats.decay_bounds(a.correct[1:], b.correct).diff)

@@ -9,6 +9,7 @@ from .bootstrap import metric_values, multibootstrap, multibootstrap_loop
 from .datamap import REGIONS, seed_data_map
 from .decay import (
     DecayResult,
+    bh_adjust,
     bh_bound,
     bh_details,
     decay_bounds,
@@ -44,6 +45,7 @@ __all__ = [
     "Decomposition",
     "agreement_matrix",
     "agreement_summary",
+    "bh_adjust",
     "bh_bound",
     "bh_details",
     "decay_bounds",

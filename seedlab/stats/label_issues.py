@@ -77,7 +77,9 @@ def label_issues(p_correct: np.ndarray, pred: np.ndarray, labels: np.ndarray,
         raise ValueError(f"label_issues: pred has shape {pr.shape}, p_correct {prob.shape}")
     if pr.dtype.kind == "f" and np.isnan(pr).any():
         raise ValueError("label_issues: pred contains NaN")
-    pr = pr.reshape(n, -1).astype(np.int64)
+    pr = pr.reshape(n, -1)
+    if pr.dtype.kind not in "iu":  # float or bool class indices; integers are compared as is
+        pr = pr.astype(np.int64)
     if pr.size and pr.min() < 0:
         raise ValueError("label_issues: pred has negative class indices (missing runs)")
     gold = np.asarray(labels).astype(np.int64)

@@ -423,12 +423,18 @@ def _decay(home: str, version: int, task: str, small: str, large: str,
                    "The decay analysis")
     if len(s.pretrain_seeds) < 2:
         raise NotEnoughData("The decay analysis needs at least 2 pretraining seeds.")
-    large_ids = set(lg.instance_ids)  # built once: inside the comprehension it is O(N^2)
-    ids = np.array([i for i in s.instance_ids if i in large_ids], dtype=object)
-    si = pd.Index(s.instance_ids).get_indexer(ids)
-    li = pd.Index(lg.instance_ids).get_indexer(ids)
-    result = stats.decay_bounds(s.correct[si], lg.correct[li])
-    bh = stats.bh_details(s.p_correct[si], lg.p_correct[li])
+    if np.array_equal(s.instance_ids, lg.instance_ids):  # the common case: no copies
+        ids = s.instance_ids
+        small_c, large_c, small_p, large_p = s.correct, lg.correct, s.p_correct, lg.p_correct
+    else:  # the instances both sizes predict, in the smaller size's order
+        ids = np.asarray(s.instance_ids[pd.Index(s.instance_ids).isin(lg.instance_ids)],
+                         dtype=object)
+        si = pd.Index(s.instance_ids).get_indexer(ids)
+        li = pd.Index(lg.instance_ids).get_indexer(ids)
+        small_c, large_c = s.correct[si], lg.correct[li]
+        small_p, large_p = s.p_correct[si], lg.p_correct[li]
+    result = stats.decay_bounds(small_c, large_c)
+    bh = stats.bh_details(small_p, large_p)
     return {"result": result, "bh": bh, "instance_ids": ids}
 
 
@@ -445,16 +451,26 @@ def _label_issues(home: str, version: int, task: str, sizes: tuple[str, ...],
             continue
         if ids is None:
             ids, labels, label_list = arrays.instance_ids, arrays.labels, arrays.label_list
+        n = len(ids)
+        if np.array_equal(arrays.instance_ids, ids):  # the common case: no reordering copy
+            p_list.append(arrays.p_correct.reshape(n, -1))
+            pred_list.append(arrays.pred.reshape(n, -1))
+            continue
         index = pd.Index(arrays.instance_ids).get_indexer(ids)
         if (index < 0).any():
             continue
-        n = len(ids)
         p_list.append(arrays.p_correct[index].reshape(n, -1))
         pred_list.append(arrays.pred[index].reshape(n, -1))
     if ids is None or (labels < 0).any():
         return pd.DataFrame(columns=["instance_id", "score"])
+    # Class indices fit int8 for any task with fewer than 128 classes: an eighth of the
+    # memory of int64 for the (N, runs) matrix.
+    top = max(int(p.max()) for p in pred_list)
+    pred = np.empty((len(ids), sum(p.shape[1] for p in pred_list)),
+                    dtype=np.int8 if top < 2**7 else np.int64)
+    np.concatenate(pred_list, axis=1, out=pred)
     annotations = _annotations(home, version, task, True)
-    return stats.label_issues(np.hstack(p_list), np.hstack(pred_list), labels,
+    return stats.label_issues(np.concatenate(p_list, axis=1), pred, labels,
                               instance_ids=list(ids), annotations=annotations,
                               label_list=label_list)
 
