@@ -14,7 +14,7 @@ import streamlit as st
 from seedlab import annotate as an
 from seedlab.errors import StoreError
 from seedlab.figures import annotate as fig_annotate
-from seedlab.ui.data import current_data, instance_accuracy
+from seedlab.ui.data import annotation_queue, current_data, instance_accuracy
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import (
@@ -105,7 +105,6 @@ if blind:
                                    1.0, float, 0.0, 5.0, step=0.5)
 
 split_arg = None if split == "all" else [split]
-pool = instances if split_arg is None else instances[instances["split"].isin(split_arg)]
 accuracy = None
 if sizes:
     try:
@@ -120,12 +119,14 @@ try:
         if accuracy is None or small not in accuracy or large not in accuracy:
             st.info(f"No predictions for {small} and {large} with the selected seeds.")
             st.stop()
-        decay = an.decay_table(accuracy, small, large)["decay"]
-        queue = an.build_queue(pool, decay=decay, min_drop=min_drop, blind=blind,
-                               control_ratio=control_ratio, seed=control_seed)
+        queue = annotation_queue(data, task, sizes, selection.pretrain_seeds,
+                                 selection.finetune_seeds, selection.checkpoint_arg, split_arg,
+                                 small, large, min_drop, blind, control_ratio, control_seed)
     else:
-        queue = an.build_queue(pool, blind=blind, control_ratio=control_ratio,
-                               seed=control_seed)
+        queue = annotation_queue(data, task, sizes, selection.pretrain_seeds,
+                                 selection.finetune_seeds, selection.checkpoint_arg, split_arg,
+                                 None, None, blind=blind, control_ratio=control_ratio,
+                                 seed=control_seed)
 except StoreError as exc:
     st.info(str(exc))
     st.stop()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from app_support import FINETUNE_SEEDS, PRETRAIN_SEEDS, SIZES, make_fixture_home
+from app_support import DECAYING, FINETUNE_SEEDS, PRETRAIN_SEEDS, SIZES, make_fixture_home
 
 from seedlab import stats
 from seedlab.store import RunData, Store
@@ -161,3 +161,24 @@ def test_decay_keeps_the_instances_both_sizes_predict(tmp_path):
     b = store.arrays("t", "b", ["0", "1"], [1, 2], "last")
     np.testing.assert_array_equal(out["result"].diff,
                                   stats.decay_bounds(a.correct[1:], b.correct).diff)
+
+
+def test_annotation_queue_is_the_library_queue(ds):
+    from seedlab import annotate as an
+
+    store = Store(ds.home)
+    accuracy = an.instance_accuracy(store, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS)
+    decay = an.decay_table(accuracy, "tiny", "base")["decay"]
+    instances = store.instances(task="nli_sim")
+    for blind in (False, True):
+        expected = an.build_queue(instances, decay=decay, min_drop=0.25, blind=blind, seed=3)
+        got = data.annotation_queue(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS,
+                                    "last", None, "tiny", "base", 0.25, blind, 1.0, 3)
+        pd.testing.assert_frame_equal(got.items, expected.items)
+        assert got.n_focus == expected.n_focus and got.n_focus > 0
+    # the decaying instances of the fixture lead the queue
+    assert set(got.items.loc[got.items["group"] == "decaying", "instance_id"]) <= set(DECAYING)
+    grouped = data.annotation_queue(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS,
+                                    "last", ["dev_matched"], None, None)
+    # without sizes: the imported groups, in table order (the fixture's group 'decaying')
+    assert grouped.instance_ids == DECAYING

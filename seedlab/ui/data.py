@@ -627,6 +627,41 @@ def instance_accuracy(ds: Data, task: str, sizes: Sequence[str], pretrain_seeds:
                               tuple(split) if split else None)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _annotation_queue(home: str, version: int, task: str, sizes: tuple[str, ...],
+                      pretrain: tuple[str, ...], finetune: tuple[int, ...], checkpoint: Any,
+                      split: tuple[str, ...] | None, small: str | None, large: str | None,
+                      min_drop: float, blind: bool, control_ratio: float, seed: int) -> Any:
+    from seedlab import annotate as an
+
+    instances = _instances(home, version, task)
+    pool = instances if split is None else instances[instances["split"].isin(split)]
+    if small is None or large is None:
+        return an.build_queue(pool, blind=blind, control_ratio=control_ratio, seed=seed)
+    accuracy = _instance_accuracy(home, version, task, sizes, pretrain, finetune, checkpoint,
+                                  split)
+    decay = an.decay_table(accuracy, small, large)["decay"]
+    return an.build_queue(pool, decay=decay, min_drop=min_drop, blind=blind,
+                          control_ratio=control_ratio, seed=seed)
+
+
+def annotation_queue(ds: Data, task: str, sizes: Sequence[str], pretrain_seeds: Sequence[str],
+                     finetune_seeds: Sequence[int], checkpoint: Any,
+                     split: Sequence[str] | None, small: str | None, large: str | None,
+                     min_drop: float = 0.0, blind: bool = False, control_ratio: float = 1.0,
+                     seed: int = 0) -> Any:
+    """``seedlab.annotate.build_queue`` over the task's instances (restricted to ``split``),
+    cached: with ``small`` and ``large``, the instances whose accuracy (``instance_accuracy``
+    with these seeds and ``checkpoint``) drops by more than ``min_drop`` from ``small`` to
+    ``large``; without, the imported treatment group. Raises what ``build_queue`` and
+    ``decay_table`` raise (StoreError, KeyError)."""
+    return _annotation_queue(ds.home, ds.version, task, tuple(sizes),
+                             tuple(str(p) for p in pretrain_seeds),
+                             tuple(int(f) for f in finetune_seeds), _ckpt_key(checkpoint),
+                             tuple(split) if split else None, small, large, float(min_drop),
+                             bool(blind), float(control_ratio), int(seed))
+
+
 def label_issue_scores(ds: Data, task: str, sizes: Sequence[str],
                        pretrain_seeds: Sequence[str], finetune_seeds: Sequence[int]
                        ) -> pd.DataFrame:
