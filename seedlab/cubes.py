@@ -23,7 +23,7 @@ Beside them, derived from the same data and so keyed and removed with it, a cube
                                      checkpoint, then instance in cube order), 2 instance-
                                      major, 0 no rows or no run, -1 anything else (duplicate
                                      or unknown rows, nulls, another order)
-    probs      (N, P, F, E, L) float32  class probabilities, NaN where missing (only where
+    probs      (P, F, N, E, L) float32  class probabilities, NaN where missing (only where
                                      every row of every served run has L values, else an
                                      empty ``probs.none``)
 
@@ -220,10 +220,13 @@ def _scan(store: Store, runs: pd.DataFrame, columns: str) -> pa.Table:
 
 
 def _cells(table: pa.Table, ids: np.ndarray, p_list: list[str], f_list: list[int],
-           rounded: list[float]) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray]:
-    """Where each row of ``table`` goes: ``(keep, (i, p, f, e), run)``; ``keep`` (rows,) marks
-    rows whose instance, seeds and checkpoint are in the cube, the index arrays are those
-    rows' cube positions, ``run`` (rows,) is each row's run as ``p * F + f`` (-1 unknown)."""
+           rounded: list[float]) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray,
+                                          np.ndarray, np.ndarray]:
+    """Where each row of ``table`` goes: ``(keep, (i, p, f, e), run, i_all, e_all)``.
+    ``keep`` (rows,) marks rows whose instance, seeds and checkpoint are in the cube, the
+    index arrays are those rows' cube positions, ``run`` (rows,) is each row's run as
+    ``p * F + f`` (-1 unknown) and ``i_all`` / ``e_all`` (rows,) every row's instance and
+    checkpoint position (-1 unknown)."""
     from seedlab.store import _positions
 
     i_idx = _positions(table["instance_id"], pa.array(ids.tolist(), pa.string()))
@@ -232,46 +235,54 @@ def _cells(table: pa.Table, ids: np.ndarray, p_list: list[str], f_list: list[int
     e_idx = _positions(table["e"], pa.array(rounded, pa.float64()))
     run = np.where((p_idx >= 0) & (f_idx >= 0), p_idx * len(f_list) + f_idx, -1)
     keep = (i_idx >= 0) & (run >= 0) & (e_idx >= 0)
-    return keep, (i_idx[keep], p_idx[keep], f_idx[keep], e_idx[keep]), run
+    return keep, (i_idx[keep], p_idx[keep], f_idx[keep], e_idx[keep]), run, i_idx, e_idx
 
 
-def _layout(table: pa.Table, keep: np.ndarray, index: tuple[np.ndarray, ...], run: np.ndarray,
-            shape: tuple[int, int, int, int], runs: pd.DataFrame, p_list: list[str],
-            f_list: list[int], checkpoints: list[float]) -> np.ndarray:
-    """Each run's row order (see the module docstring), ``(P, F)`` int8."""
-    n_p, n_f = shape[1], shape[2]
-    layout = np.zeros((n_p, n_f), dtype=np.int8)
-    if table["pred"].null_count or table["correct"].null_count:
-        layout[:] = -1  # a null the cube cannot hold
-        return layout
-    row_no = np.full(shape, -1, dtype=np.int32)
-    row_no[index] = table["row"].to_numpy(zero_copy_only=False)[keep]
-    rows = np.bincount(run[run >= 0], minlength=n_p * n_f).reshape(n_p, n_f)
-    kept = np.bincount(run[keep], minlength=n_p * n_f).reshape(n_p, n_f)
-    placed = (row_no >= 0).sum(axis=(0, 3))
+def _layout(table: pa.Table, keep: np.ndarray, run: np.ndarray, i_idx: np.ndarray,
+            e_idx: np.ndarray, shape: tuple[int, int, int, int], runs: pd.DataFrame,
+            p_list: list[str], f_list: list[int], checkpoints: list[float]) -> np.ndarray:
+    """Each run's row order (see the module docstring), ``(P, F)`` int8, from the scanned
+    rows (``(rows,)`` arrays from ``_cells``) in one vectorised pass: a run is checkpoint-
+    major when its rows, in file order, have strictly increasing ``(e, i)``, instance-major
+    when ``(i, e)`` increases; strictly, so a duplicate cell is never either."""
+    n_i, n_p, n_f, n_e = shape
+    runs_n = n_p * n_f
+    layout = np.zeros(runs_n, dtype=np.int8)
+    if table["pred"].null_count or table["correct"].null_count or (run < 0).any():
+        layout[:] = -1   # a null the cube cannot hold, or rows of no known run
+        return layout.reshape(n_p, n_f)
+
+    def per_run(flags: np.ndarray, rows_run: np.ndarray) -> np.ndarray:
+        return np.bincount(rows_run[flags], minlength=runs_n) > 0
+
+    small = np.int32 if max(n_i, n_e, runs_n) * max(n_e, 1) < 2**31 else np.int64
+    run, i_idx, e_idx = (a.astype(small, copy=False) for a in (run, i_idx, e_idx))
+
+    count = np.bincount(run, minlength=runs_n)
+    bad = per_run(~keep, run)                        # rows the cube drops
+    later = run[1:]
+    same = later == run[:-1]                         # (rows - 1,) next row in the same run
+    first = np.concatenate([[True], ~same])          # (rows,) a run's stretch begins
+    row = table["row"].to_numpy(zero_copy_only=False)
+    bad |= np.bincount(run[first], minlength=runs_n) > 1   # a run in two stretches
+    bad |= per_run(row[first] != 0, run[first])            # not from the file's start
+    bad |= per_run(same & (row[1:] != row[:-1] + 1), later)  # not in file order
+    key = e_idx * n_i + i_idx
+    not_1 = per_run(same & (key[1:] <= key[:-1]), later)
+    key = i_idx * n_e + e_idx
+    not_2 = per_run(same & (key[1:] <= key[:-1]), later)
+    del key
+    layout[:] = np.where(not_1, np.where(not_2, -1, 2), 1)
+    layout[bad] = -1
+    layout[count == 0] = 0
+    # A run's checkpoints must be stored exactly as the cube stores them.
     stored = set(checkpoints)
-    own = {(str(r.pretrain_seed), int(r.finetune_seed)): r.checkpoints
-           for r in runs.itertuples(index=False)}
-    for pi, p in enumerate(p_list):
-        for fi, f in enumerate(f_list):
-            if rows[pi, fi] == 0:
-                continue
-            same_values = (p, f) in own and set(json.loads(own[p, f])) <= stored
-            if not (same_values and kept[pi, fi] == rows[pi, fi] == placed[pi, fi]):
-                layout[pi, fi] = -1  # rows the cube drops, merges or stores differently
-                continue
-            cell = row_no[:, pi, fi, :]                     # (N, E)
-            by_checkpoint = cell.T[cell.T >= 0]             # (e, n) order
-            if (np.diff(by_checkpoint) > 0).all():
-                layout[pi, fi] = 1
-            elif (np.diff(cell[cell >= 0]) > 0).all():      # (n, e) order
-                layout[pi, fi] = 2
-            else:
-                layout[pi, fi] = -1
-    # Rows of a file whose seeds are not its run's (never written by the store): give up.
-    if (run < 0).any():
-        layout[:] = -1
-    return layout
+    f_pos = {f: i for i, f in enumerate(f_list)}
+    p_pos = {p: i for i, p in enumerate(p_list)}
+    for r in runs.itertuples(index=False):
+        if not set(json.loads(r.checkpoints)) <= stored:
+            layout[p_pos[str(r.pretrain_seed)] * n_f + f_pos[int(r.finetune_seed)]] = -1
+    return layout.reshape(n_p, n_f)
 
 
 def _counts(correct: np.ndarray) -> np.ndarray:
@@ -304,7 +315,7 @@ def _build(store: Store, task: str, runs: pd.DataFrame) -> Cube:
     lookup = {name: i for i, name in enumerate(store.label_list(task))}
     labels = np.array([lookup.get(g, -1) for g in gold], dtype=np.int64)
 
-    keep, index, run = _cells(table, ids, p_list, f_list, rounded)
+    keep, index, run, i_all, e_all = _cells(table, ids, p_list, f_list, rounded)
     shape = (len(ids), len(p_list), len(f_list), len(checkpoints))
     correct = np.full(shape, -1, dtype=np.int8)
     p_correct = np.full(shape, np.nan, dtype=np.float32)
@@ -312,8 +323,10 @@ def _build(store: Store, task: str, runs: pd.DataFrame) -> Cube:
     correct[index] = table["correct"].to_numpy(zero_copy_only=False)[keep]
     p_correct[index] = table["p_correct"].to_numpy(zero_copy_only=False)[keep]
     pred[index] = table["pred"].to_numpy(zero_copy_only=False)[keep]
-    layout = _layout(table, keep, index, run, shape, runs, p_list, f_list, checkpoints)
-    del table
+    del index  # (4, rows) positions: gone before the layout's temporaries
+    layout = _layout(table, keep, run, i_all, e_all, shape, runs, p_list, f_list,
+                     checkpoints)
+    del table, keep, run, i_all, e_all
 
     last = np.full((len(p_list), len(f_list)), -1, dtype=np.int64)
     e_pos = {c: i for i, c in enumerate(rounded)}
@@ -368,17 +381,19 @@ def run_layout(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray:
         if p_list != cube.pretrain_seeds or f_list != cube.finetune_seeds:
             return np.full(cube.last.shape, -1, dtype=np.int8)
         table = _scan(store, runs, ", correct, pred")
-        keep, index, run = _cells(table, cube.instance_ids, p_list, f_list, rounded)
-        cube.layout = _layout(table, keep, index, run, cube.correct.shape, runs, p_list,
-                              f_list, checkpoints)
+        keep, _, run, i_all, e_all = _cells(table, cube.instance_ids, p_list, f_list,
+                                            rounded)
+        cube.layout = _layout(table, keep, run, i_all, e_all, cube.correct.shape, runs,
+                              p_list, f_list, checkpoints)
         _save_extra(cube, "layout", cube.layout)
     return cube.layout
 
 
 def run_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None:
-    """``(N, P, F, E, L)`` float32 class probabilities (NaN where missing), or ``None`` where
-    the cube cannot hold them exactly (a run whose rows are not in a known order, a null or
-    a list of another length). Built once from the runs' ``probs`` columns, then read."""
+    """``(P, F, N, E, L)`` float32 class probabilities (each run's block contiguous; NaN
+    where missing and for runs whose layout is -1), or ``None`` where the cube cannot hold
+    them exactly (a null, or lists of more than one length). ``runs``: every run of the
+    cube's task and size. Built once from the runs' ``probs`` columns, then memory-mapped."""
     if cube.probs is not None or cube.no_probs:
         return cube.probs
     if cube.folder is not None:
@@ -390,48 +405,102 @@ def run_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None
             return cube.probs
         except (OSError, ValueError):
             pass
-    probs = _build_probs(store, cube, runs)
-    _save_extra(cube, "probs", probs)
-    if probs is not None and cube.folder is not None and (cube.folder / "probs.npy").exists():
-        probs = np.load(cube.folder / "probs.npy", mmap_mode="r")  # page cache, not heap
-    cube.probs, cube.no_probs = probs, probs is None
-    return probs
+    cube.probs = _build_probs(store, cube, runs)
+    cube.no_probs = cube.probs is None
+    if cube.probs is None:
+        _save_extra(cube, "probs", None)
+    return cube.probs
 
 
 def _build_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None:
-    import pyarrow.parquet as pq
-
+    """Read the ``probs`` column of every run the cube serves (layout 1 or 2, in one scan)
+    and place each row by its run's layout; write ``probs.npy`` as it is filled."""
     layout = run_layout(store, cube, runs)
     p_pos = {p: i for i, p in enumerate(cube.pretrain_seeds)}
     f_pos = {f: i for i, f in enumerate(cube.finetune_seeds)}
-    out: np.ndarray | None = None
-    for r in runs.itertuples(index=False):
-        pi, fi = p_pos[str(r.pretrain_seed)], f_pos[int(r.finetune_seed)]
-        if layout[pi, fi] <= 0:
-            continue  # no rows, or rows the cube does not serve (left NaN)
-        column = pq.read_table(store.home / r.file, columns=["probs"])["probs"]
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-        if column.null_count:
+    served = [(p_pos[str(r.pretrain_seed)], f_pos[int(r.finetune_seed)], r)
+              for r in runs.itertuples(index=False)]
+    served = [(pi, fi, r) for pi, fi, r in served if layout[pi, fi] > 0]
+    cur = store._cursor()
+    try:
+        column = cur.sql("SELECT probs FROM read_parquet(?)",
+                         params=[[str(store.home / r.file) for _, _, r in served]]
+                         ).to_arrow_table()["probs"] if served else pa.chunked_array(
+                             [], pa.list_(pa.float32()))
+    finally:
+        cur.close()
+    if column.null_count or len(column) != sum(int(r.n_predictions) for _, _, r in served):
+        return None
+    pieces, widths = [], set()
+    for chunk in column.chunks:
+        offsets = chunk.offsets.to_numpy()
+        if len(offsets) > 1:
+            steps = np.diff(offsets)
+            widths.update({int(steps.min()), int(steps.max())})
+        pieces.append(chunk.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]])
+    if len(widths) > 1:
+        return None
+    width = widths.pop() if widths else len(store.label_list(runs["task"].iloc[0]))
+    values = (np.concatenate(pieces) if pieces else np.zeros(0, np.float32)).astype(
+        np.float32, copy=False).reshape(-1, width)
+    del column, pieces
+
+    n, n_p, n_f, n_e = cube.correct.shape
+    out, tmp = _new_array(cube, (n_p, n_f, n, n_e, width))
+    # (P, F, N, E): one pass over the cube rather than a strided one per run
+    scored = np.ascontiguousarray((np.asarray(cube.correct) >= 0).transpose(1, 2, 0, 3))
+    start = 0
+    done = np.zeros((n_p, n_f), dtype=bool)
+    for pi, fi, r in served:
+        rows = values[start:start + int(r.n_predictions)]
+        start += len(rows)
+        present = scored[pi, fi]                                     # (N, E)
+        if len(rows) != int(present.sum()):
+            del out
+            _drop(tmp)
             return None
-        lengths = pa.compute.list_value_length(column).to_numpy(zero_copy_only=False)
-        width = int(lengths[0]) if len(lengths) else 0
-        if (lengths != width).any() or (out is not None and out.shape[-1] != width):
-            return None
-        values = pa.compute.list_flatten(column).to_numpy(zero_copy_only=False)
-        values = values.astype(np.float32, copy=False).reshape(len(column), width)
-        if out is None:
-            out = np.full(cube.correct.shape + (width,), np.nan, dtype=np.float32)
-        present = np.asarray(cube.correct[:, pi, fi, :]) >= 0  # (N, E)
-        if layout[pi, fi] == 1:
-            e_idx, n_idx = np.nonzero(present.T)  # rows by checkpoint, then instance
+        if layout[pi, fi] == 1:   # rows by checkpoint, then instance
+            if len(rows) == present.size:
+                out[pi, fi] = rows.reshape(n_e, n, width).transpose(1, 0, 2)
+            else:
+                by_e = np.full((n_e, n, width), np.nan, dtype=np.float32)
+                by_e[present.T] = rows
+                out[pi, fi] = by_e.transpose(1, 0, 2)
         else:
-            n_idx, e_idx = np.nonzero(present)
-        if len(n_idx) != len(values):
-            return None
-        out[n_idx, pi, fi, e_idx] = values
-    if out is None:
-        out = np.full(cube.correct.shape + (0,), np.nan, dtype=np.float32)
-    return out
+            block = np.full((n, n_e, width), np.nan, dtype=np.float32)
+            block[present] = rows
+            out[pi, fi] = block
+        done[pi, fi] = True
+    out[~done] = np.nan
+    if tmp is None:
+        return out
+    out.flush()
+    del out
+    try:
+        os.replace(tmp, cube.folder / "probs.npy")
+        return np.load(cube.folder / "probs.npy", mmap_mode="r")
+    except OSError:
+        return np.array(np.load(tmp, mmap_mode="r")) if tmp.exists() else None
+
+
+def _new_array(cube: Cube, shape: tuple[int, ...]) -> tuple[np.ndarray, Path | None]:
+    """A float32 array of ``shape`` written straight to a temporary ``.npy`` in the cube's
+    folder (so a large one never sits on the heap), or in memory where that fails."""
+    if cube.folder is not None:
+        tmp = cube.folder / f".tmp-{uuid.uuid4().hex}-probs.npy"
+        try:
+            return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                             shape=shape), tmp
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    return np.empty(shape, dtype=np.float32), None
+
+
+def _drop(tmp: Path | None) -> None:
+    if tmp is not None:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def positions(cube: Cube) -> dict[str, int]:

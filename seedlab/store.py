@@ -1182,10 +1182,11 @@ class Store:
                 "checkpoint": np.array(cube.checkpoints, dtype=np.float64)[e_i],
                 "instance_id": cube.instance_ids[n_i],
             }
-            for name in ("pred", "correct", "p_correct", "probs"):
+            for name in ("pred", "correct", "p_correct"):
                 if name in columns:
-                    source = probs if name == "probs" else getattr(cube, name)
-                    values[name] = np.asarray(source[n_i, p_i, f_i, e_i])
+                    values[name] = np.asarray(getattr(cube, name)[n_i, p_i, f_i, e_i])
+            if probs is not None:
+                values["probs"] = np.asarray(probs[p_i, f_i, n_i, e_i])  # (rows, L)
             for c in columns:
                 parts[c].append(values[c])
         # DuckDB's dtypes: strings as ``str``, or ``object`` when no row came back.

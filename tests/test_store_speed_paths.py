@@ -316,3 +316,19 @@ def test_run_accuracy_counts_are_kept_and_follow_the_data(store):
     assert ((after["pretrain_seed"] == "7") & (after["checkpoint"] == 1.0)).sum() == 1
     want = accuracy_from_predictions(store, "t1", "last")
     assert sorted(after["accuracy"].round(12)) == sorted(want["accuracy"].round(12))
+
+
+def test_probabilities_where_the_cache_cannot_be_written(store, spy, monkeypatch):
+    build(store)
+    built(store)
+
+    def refuse(*args, **kwargs):
+        raise OSError("read-only")
+
+    monkeypatch.setattr(cubes.np.lib.format, "open_memmap", refuse)
+    query = {"task": "t1", "instance_id": ["x0", "x6"]}
+    fast = store.predictions(**query)
+    assert spy == [True]
+    assert_same(fast, parquet(store, **query))
+    assert not list((store.home / "cache").rglob("probs.npy"))
+    assert not list((store.home / "cache").rglob(".tmp-*"))
