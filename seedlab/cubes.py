@@ -405,7 +405,10 @@ def run_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None
             return cube.probs
         except (OSError, ValueError):
             pass
-    cube.probs = _build_probs(store, cube, runs)
+    try:
+        cube.probs = _build_probs(store, cube, runs)
+    except _Lost:
+        return None
     cube.no_probs = cube.probs is None
     if cube.probs is None:
         _save_extra(cube, "probs", None)
@@ -421,15 +424,26 @@ def _build_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | N
     served = [(p_pos[str(r.pretrain_seed)], f_pos[int(r.finetune_seed)], r)
               for r in runs.itertuples(index=False)]
     served = [(pi, fi, r) for pi, fi, r in served if layout[pi, fi] > 0]
-    cur = store._cursor()
-    try:
-        column = cur.sql("SELECT probs FROM read_parquet(?)",
-                         params=[[str(store.home / r.file) for _, _, r in served]]
-                         ).to_arrow_table()["probs"] if served else pa.chunked_array(
-                             [], pa.list_(pa.float32()))
-    finally:
-        cur.close()
-    if column.null_count or len(column) != sum(int(r.n_predictions) for _, _, r in served):
+    sizes = [int(r.n_predictions) for _, _, r in served]
+    column = pa.chunked_array([], pa.list_(pa.float32()))
+    if served:
+        cur = store._cursor()
+        try:
+            table = cur.sql("SELECT file_row_number::INTEGER AS row, probs"
+                            " FROM read_parquet(?, file_row_number = true)",
+                            params=[[str(store.home / r.file) for _, _, r in served]]
+                            ).to_arrow_table()
+        finally:
+            cur.close()
+        column = table["probs"]
+        # every file whole and in order, one after the other
+        in_order = (len(column) == sum(sizes) and np.array_equal(
+            table["row"].to_numpy(zero_copy_only=False),
+            np.concatenate([np.arange(k, dtype=np.int32) for k in sizes])))
+        del table
+        if not in_order:
+            return None
+    if column.null_count:
         return None
     pieces, widths = [], set()
     for chunk in column.chunks:
@@ -479,8 +493,18 @@ def _build_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | N
     try:
         os.replace(tmp, cube.folder / "probs.npy")
         return np.load(cube.folder / "probs.npy", mmap_mode="r")
-    except OSError:
-        return np.array(np.load(tmp, mmap_mode="r")) if tmp.exists() else None
+    except OSError:  # e.g. the cube was removed meanwhile: keep this process's copy
+        try:
+            return np.array(np.load(tmp, mmap_mode="r"))
+        except (OSError, ValueError) as exc:
+            raise _Lost from exc
+        finally:
+            _drop(tmp)
+
+
+class _Lost(Exception):
+    """The probabilities were built but their file vanished (a newer cube replaced this
+    one): nothing to say about whether the cube can hold them."""
 
 
 def _new_array(cube: Cube, shape: tuple[int, ...]) -> tuple[np.ndarray, Path | None]:

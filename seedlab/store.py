@@ -1072,8 +1072,9 @@ class Store:
 
         Each filter takes one value or a list. ``checkpoint='last'`` keeps each run's last
         checkpoint. Rows come run by run (task, size, pretrain seed, fine-tuning seed), each
-        run's rows in file order. A few instances (``instance_id``) are read from the dense
-        cubes where those are built and hold the runs exactly, with the same result.
+        run's rows in file order (with ``checkpoint='last'`` the Parquet scan fixes no
+        order). A few instances (``instance_id``) are read from the dense cubes where those
+        are built and hold the runs exactly, with the same result.
         """
         columns = list(columns or schema.PREDICTION_COLUMNS)
         unknown = set(columns) - set(schema.PREDICTION_COLUMNS) - {"run_id"}
