@@ -14,8 +14,10 @@ from the runs' files and kept under ``<home>/cache/cubes/task=<t>/size=<s>/<key>
     labels     (N,)         int64    gold label index, -1 where not in the label list
     meta.json                        instance ids and splits, seeds, checkpoints
 
-Beside them, derived from the same data and so keyed and removed with it, a cube may hold
-(each written when first needed, so older cubes gain them without a rebuild):
+Beside them, derived from the same data and so keyed and removed with it, a cube holds
+(``counts`` and ``layout`` written with it, ``probs`` when first needed; a cube saved before
+these existed gains ``counts`` when first needed and, lacking ``layout``, leaves
+``Store.predictions`` to its Parquet scan until the data changes or the cache is deleted):
 
     counts     (2, P, F, E) int64    instances scored and instances correct per run and
                                      checkpoint (``Store.run_accuracy`` without a scan)
@@ -373,26 +375,10 @@ def run_counts(cube: Cube) -> np.ndarray:
     return cube.counts
 
 
-def run_layout(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray:
-    """``(P, F)`` int8: each run file's row order (module docstring). ``runs``: every run of
-    the cube's task and size. Cubes saved before layouts existed get theirs from one scan."""
-    if cube.layout is None:
-        p_list, f_list, rounded, checkpoints = _grid(runs)
-        if p_list != cube.pretrain_seeds or f_list != cube.finetune_seeds:
-            return np.full(cube.last.shape, -1, dtype=np.int8)
-        table = _scan(store, runs, ", correct, pred")
-        keep, _, run, i_all, e_all = _cells(table, cube.instance_ids, p_list, f_list,
-                                            rounded)
-        cube.layout = _layout(table, keep, run, i_all, e_all, cube.correct.shape, runs,
-                              p_list, f_list, checkpoints)
-        _save_extra(cube, "layout", cube.layout)
-    return cube.layout
-
-
 def run_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None:
     """``(P, F, N, E, L)`` float32 class probabilities (each run's block contiguous; NaN
     where missing and for runs whose layout is -1), or ``None`` where the cube cannot hold
-    them exactly (a null, or lists of more than one length). ``runs``: every run of the
+    them exactly (a null, lists of more than one length, no layout). ``runs``: every run of the
     cube's task and size. Built once from the runs' ``probs`` columns, then memory-mapped."""
     if cube.probs is not None or cube.no_probs:
         return cube.probs
@@ -418,7 +404,9 @@ def run_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None
 def _build_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None:
     """Read the ``probs`` column of every run the cube serves (layout 1 or 2, in one scan)
     and place each row by its run's layout; write ``probs.npy`` as it is filled."""
-    layout = run_layout(store, cube, runs)
+    layout = cube.layout
+    if layout is None:
+        return None
     p_pos = {p: i for i, p in enumerate(cube.pretrain_seeds)}
     f_pos = {f: i for i, f in enumerate(cube.finetune_seeds)}
     served = [(p_pos[str(r.pretrain_seed)], f_pos[int(r.finetune_seed)], r)

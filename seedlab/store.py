@@ -1142,7 +1142,9 @@ class Store:
             cube = cubes.cached_cube(self, task, size, pool, instance_files[task])
             if cube is None:
                 return None
-            layout = cubes.run_layout(self, cube, pool)
+            layout = cube.layout                                      # (P, F)
+            if layout is None:  # a cube saved before layouts existed
+                return None
             probs = cubes.run_probs(self, cube, pool) if "probs" in columns else None
             if "probs" in columns and probs is None:
                 return None

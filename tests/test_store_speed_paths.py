@@ -192,29 +192,28 @@ def test_no_cube_no_build(store, spy):
     assert len(got) == 2 * 6 * 3 + 3 + 2 + 2  # runs x checkpoints where x3 is present
 
 
-def test_cubes_saved_before_layouts_get_them(store, spy):
+def test_layouts_and_cubes_saved_before_them(store, spy):
     build(store)
     built(store)
     before = store.predictions(task="t1", instance_id="x2")
-    folders = list((store.home / "cache" / "cubes").glob("task=t1/size=*/*"))
+    folders = sorted((store.home / "cache" / "cubes").glob("task=t1/size=*/*"))
     assert len(folders) == 2
-    saved = {f: np.load(f / "layout.npy") for f in folders}
+    small = next(f for f in folders if "size=small" in str(f))
+    # pretrain seeds 1, 2, 3, 10 (cube order) x fine-tuning seeds 1, 2: run 3/1 was written
+    # instance-major, every other checkpoint-major
+    assert np.load(small / "layout.npy").tolist() == [[1, 1], [1, 1], [2, 1], [1, 1]]
     for folder in folders:  # an older cube: no layout, no probabilities, no counts
         for name in ("layout.npy", "probs.npy", "counts.npy"):
             (folder / name).unlink()
     cubes.clear_memory()
     fresh = Store(store.home)
-    monkey = []
+    answered = []
     original = fresh._cube_predictions
-    fresh._cube_predictions = lambda *a, **k: monkey.append(1) or original(*a, **k)
+    fresh._cube_predictions = lambda *a, **k: answered.append(original(*a, **k)) or answered[-1]
     again = fresh.predictions(task="t1", instance_id="x2")
+    assert answered == [None]  # the Parquet scan answers, as before, and nothing is built
     assert_same(again, before)
-    for folder in folders:
-        np.testing.assert_array_equal(np.load(folder / "layout.npy"), saved[folder])
-        assert (folder / "probs.npy").exists()
-    small = next(f for f in folders if "size=small" in str(f))
-    # runs 1/1 .. 10/2 checkpoint-major, 3/1 instance-major, 3/2 checkpoint-major
-    assert saved[small].tolist() == [[1, 1], [1, 1], [2, 1], [1, 1]]
+    assert not any((f / "layout.npy").exists() or (f / "probs.npy").exists() for f in folders)
 
 
 def test_probabilities_of_unequal_length_fall_back(store, spy):
@@ -332,3 +331,18 @@ def test_probabilities_where_the_cache_cannot_be_written(store, spy, monkeypatch
     assert_same(fast, parquet(store, **query))
     assert not list((store.home / "cache").rglob("probs.npy"))
     assert not list((store.home / "cache").rglob(".tmp-*"))
+
+
+def test_a_run_with_a_repeated_row_is_left_to_the_parquet_scan(store, spy):
+    build(store, extra=False)
+    table = run_table(5, [1.0])
+    with store.transaction("test", "repeat") as tx:
+        tx.add_run(RunData("t1", "small", "8", 1, pa.concat_tables([table, table.slice(2, 1)])))
+    built(store)
+    got = store.predictions(task="t1", size="small", instance_id="x2")
+    assert spy == [False]
+    assert ((got["pretrain_seed"] == "8") & (got["instance_id"] == "x2")).sum() == 2
+    # the other size has no such run: the cube answers there
+    query = {"task": "t1", "size": "v1.2+x", "instance_id": "x2"}
+    assert_same(store.predictions(**query), parquet(store, **query))
+    assert spy[-2] is True
