@@ -102,8 +102,7 @@ def assert_same(fast: pd.DataFrame, slow: pd.DataFrame, ordered: bool = True) ->
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.fixture
-def spy(store, monkeypatch):
+def watch(store: Store, monkeypatch) -> list[bool]:
     """Records whether each predictions() call was answered from the cubes."""
     answered: list[bool] = []
     original = store._cube_predictions
@@ -115,6 +114,20 @@ def spy(store, monkeypatch):
 
     monkeypatch.setattr(store, "_cube_predictions", wrapped)
     return answered
+
+
+@pytest.fixture
+def spy(store, monkeypatch):
+    return watch(store, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """The store of ``build``, cubes built; only read."""
+    store = Store(tmp_path_factory.mktemp("speed") / "home")
+    build(store)
+    built(store)
+    return store
 
 
 QUERIES = [
@@ -134,17 +147,15 @@ QUERIES = [
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: json.dumps(q, default=str))
-def test_cube_predictions_equal_the_parquet_scan(store, spy, query):
-    build(store)
-    built(store)
-    fast = store.predictions(**query)
+def test_cube_predictions_equal_the_parquet_scan(shared, monkeypatch, query):
+    spy = watch(shared, monkeypatch)
+    fast = shared.predictions(**query)
     assert spy == [True]
-    assert_same(fast, parquet(store, **query))
+    assert_same(fast, parquet(shared, **query))
 
 
-def test_last_checkpoint_rows_equal_the_parquet_scan(store, spy):
-    build(store)
-    built(store)
+def test_last_checkpoint_rows_equal_the_parquet_scan(shared, monkeypatch):
+    store, spy = shared, watch(shared, monkeypatch)
     for query in ({"task": "t1", "instance_id": ["x0", "x5"], "checkpoint": "last"},
                   {"instance_id": "x3", "checkpoint": "last"}):
         fast = store.predictions(**query)
