@@ -535,7 +535,7 @@ class Transaction:
                         (self.import_id, self.kind, self.source, now, json.dumps(self.summary)),
                     )
                     if moves or annotation_rows or dropped_masks:
-                        store._bump_version(catalog)
+                        store._bump_version(catalog, content=bool(moves or dropped_masks))
                 for path in stale:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
@@ -810,6 +810,7 @@ class Store:
             con.execute("PRAGMA journal_mode = WAL")
             con.executescript(CATALOG_SCHEMA)
             con.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', '0')")
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('content_version', '0')")
             con.commit()
         finally:
             con.close()
@@ -827,17 +828,29 @@ class Store:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _bump_version(self, con: sqlite3.Connection) -> None:
-        con.execute(
-            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
-            " WHERE key = 'data_version'"
+    def _bump_version(self, con: sqlite3.Connection, *, content: bool = True) -> None:
+        """Advance ``version()``; with ``content``, also ``content_version()`` (everything
+        but annotations changed)."""
+        keys = ("data_version", "content_version") if content else ("data_version",)
+        con.executemany(
+            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = ?",
+            [(k,) for k in keys],
         )
+
+    def _meta_int(self, key: str) -> int:
+        with self._read() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
 
     def version(self) -> int:
         """A number that changes whenever the data changes (imports, runs, annotations)."""
-        with self._read() as con:
-            row = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
-        return int(row[0]) if row else 0
+        return self._meta_int("data_version")
+
+    def content_version(self) -> int:
+        """A number that changes when predictions, instances, masks, tasks or evaluations
+        change, but not on annotations: caches of arrays and statistics key on it, so a
+        verdict recorded on the Annotate page does not recompute them."""
+        return self._meta_int("content_version")
 
     def transaction(self, kind: str, source: str = "", *, replace: bool = False) -> _TxContext:
         """Stage writes, then commit them atomically: ``with store.transaction('zhong', path)
@@ -1326,7 +1339,7 @@ class Store:
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (task, str(instance_id), annotator, verdict, note or "", utc_now(), source),
                 )
-                self._bump_version(con)
+                self._bump_version(con, content=False)
                 return int(cur.lastrowid)
         finally:
             con.close()

@@ -273,3 +273,16 @@ def test_masks_can_be_replaced_and_removed(store):
     assert sorted(frame["seed"].unique()) == [0, 1]
     assert store.version() > version
     assert len(list((store.home / "masks").rglob("*.parquet"))) == 1
+
+
+def test_annotations_move_version_but_not_content_version(store):
+    with store.transaction("test", "fixture") as tx:
+        tx.set_task("toy", ["neg", "pos"])
+    version, content = store.version(), store.content_version()
+    store.annotate("toy", "i1", "ann", "wrong")
+    assert store.version() == version + 1
+    assert store.content_version() == content
+    with store.transaction("test", "more") as tx:
+        tx.set_task("toy2", ["neg", "pos"])
+    assert store.version() == version + 2
+    assert store.content_version() == content + 1

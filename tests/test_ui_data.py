@@ -182,3 +182,33 @@ def test_annotation_queue_is_the_library_queue(ds):
                                     "last", ["dev_matched"], None, None)
     # without sizes: the imported groups, in table order (the fixture's group 'decaying')
     assert grouped.instance_ids == DECAYING
+
+
+def test_a_verdict_does_not_recompute_the_statistics(tmp_path, monkeypatch):
+    """Annotating moves ``annotations_version`` only: the cached decompositions are reused
+    and the annotation log shows the new verdict."""
+    ds = data.open_data(make_fixture_home(tmp_path / "home"))
+    calls = []
+    real = stats.decomposition_ci_many
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "decomposition_ci_many", counted)
+    args = ("nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last", "0/1 loss", 200, 4)
+    first, _ = data.decompositions_or_notes(ds, *args)
+    assert calls == [1]
+    before = ds.annotations("nli_sim", current=False)
+    instance = str(first[SIZES[0]][2][0])
+    ds.annotate("nli_sim", instance, "new annotator", "wrong")
+    after = data.open_data(ds.home)
+    assert after.version == ds.version
+    assert after.annotations_version == ds.annotations_version + 1
+    again, _ = data.decompositions_or_notes(after, *args)
+    assert calls == [1]
+    assert again[SIZES[0]][1] == first[SIZES[0]][1]
+    log = after.annotations("nli_sim", current=False)
+    assert len(log) == len(before) + 1
+    mine = log[log["annotator"] == "new annotator"]
+    assert list(zip(mine["instance_id"], mine["verdict"])) == [(instance, "wrong")]

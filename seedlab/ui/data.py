@@ -115,12 +115,16 @@ def _evaluations(home: str, version: int) -> pd.DataFrame:
 class Data:
     """The store of one seedlab home at one data version, with cached queries.
 
-    Create it with :func:`open_data` on every script run: the version is read then, so the
-    caches refresh when the data changes.
+    Create it with :func:`open_data` on every script run: the versions are read then, so the
+    caches refresh when the data changes. ``version`` is the store's ``content_version()``
+    (predictions, instances, masks: the key of the arrays and statistics) and
+    ``annotations_version`` its ``version()`` (which also moves on every verdict: the key
+    of what shows annotations), so annotating does not recompute the statistics.
     """
 
     home: str
     version: int
+    annotations_version: int
 
     @property
     def store(self) -> Store:
@@ -137,7 +141,7 @@ class Data:
 
     def info(self) -> dict:
         """``Store.info``: counts per task."""
-        return _info(self.home, self.version)
+        return _info(self.home, self.annotations_version)
 
     def runs(self, task: str | None = None) -> pd.DataFrame:
         """Run metadata (``Store.runs``)."""
@@ -178,7 +182,7 @@ class Data:
 
     def annotations(self, task: str | None = None, current: bool = True) -> pd.DataFrame:
         """The annotation log; ``current`` keeps the latest verdict per annotator."""
-        return _annotations(self.home, self.version, task, current)
+        return _annotations(self.home, self.annotations_version, task, current)
 
     def masks(self, setting: str | None = None, task: str | None = None) -> pd.DataFrame:
         """Pruning masks in long format (``Store.masks``)."""
@@ -206,7 +210,8 @@ class Data:
 def open_data(home: str | Path) -> Data:
     """The data of a home at its current version."""
     home = str(Path(home).resolve())
-    return Data(home, get_store(home).version())
+    store = get_store(home)
+    return Data(home, store.content_version(), store.version())
 
 
 def current_data() -> Data | None:
@@ -439,8 +444,9 @@ def _decay(home: str, version: int, task: str, small: str, large: str,
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _label_issues(home: str, version: int, task: str, sizes: tuple[str, ...],
-                  pretrain: tuple[str, ...], finetune: tuple[int, ...]) -> pd.DataFrame:
+def _label_issues(home: str, version: int, annotations_version: int, task: str,
+                  sizes: tuple[str, ...], pretrain: tuple[str, ...], finetune: tuple[int, ...]
+                  ) -> pd.DataFrame:
     """Label-issue scores over every selected run of every selected size."""
     from seedlab import stats
 
@@ -469,7 +475,7 @@ def _label_issues(home: str, version: int, task: str, sizes: tuple[str, ...],
     pred = np.empty((len(ids), sum(p.shape[1] for p in pred_list)),
                     dtype=np.int8 if top < 2**7 else np.int64)
     np.concatenate(pred_list, axis=1, out=pred)
-    annotations = _annotations(home, version, task, True)
+    annotations = _annotations(home, annotations_version, task, True)
     return stats.label_issues(np.concatenate(p_list, axis=1), pred, labels,
                               instance_ids=list(ids), annotations=annotations,
                               label_list=label_list)
@@ -666,7 +672,8 @@ def label_issue_scores(ds: Data, task: str, sizes: Sequence[str],
                        pretrain_seeds: Sequence[str], finetune_seeds: Sequence[int]
                        ) -> pd.DataFrame:
     """``stats.label_issues`` over every selected run (last checkpoints)."""
-    return _label_issues(ds.home, ds.version, task, tuple(sizes), tuple(pretrain_seeds),
+    return _label_issues(ds.home, ds.version, ds.annotations_version, task, tuple(sizes),
+                         tuple(pretrain_seeds),
                          tuple(int(f) for f in finetune_seeds))
 
 
