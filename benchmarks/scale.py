@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from benchmarks import stats_bench
 
@@ -117,9 +118,23 @@ def query_floors(data: dict[str, Any], sizes: list[str], instance: int
         # (P, F) accuracy of every run at its last checkpoint, per size
         return [data[s].correct[..., -1].mean(axis=0) for s in sizes]
 
-    def one_instance() -> list[tuple[np.ndarray, ...]]:
-        return [(data[s].correct[instance].copy(), data[s].p_correct[instance].copy(),
-                 data[s].pred[instance].copy()) for s in sizes]
+    def one_instance() -> pd.DataFrame:
+        # The query returns a long table (one row per run and checkpoint, ten columns), so
+        # its floor builds that table from the dense arrays: indexing three arrays alone
+        # would leave out the work of the result itself.
+        frames = []
+        for s in sizes:
+            a = data[s]
+            correct, p_correct = a.correct[instance], a.p_correct[instance]  # (P, F, E)
+            p_seed, f_seed, ckpt = np.indices(correct.shape).reshape(3, -1)
+            p = p_correct.reshape(-1).astype(np.float32)
+            frames.append(pd.DataFrame({
+                "task": TASK, "size": s, "pretrain_seed": p_seed.astype(str),
+                "finetune_seed": f_seed + 1, "checkpoint": (ckpt + 1) / 3,
+                "instance_id": f"i{instance}", "pred": a.pred[instance].reshape(-1)
+                .astype(np.int32), "correct": correct.reshape(-1), "p_correct": p,
+                "probs": list(np.stack([1 - p, p], axis=1))}))
+        return pd.concat(frames, ignore_index=True)
 
     return {
         "run_accuracy": accuracy,
