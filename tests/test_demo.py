@@ -233,3 +233,44 @@ def test_app_opens_on_the_published_study(built):
     banner = [i.value for i in at.info if "Miniature study" in i.value]
     assert banner and f"{Q.max_eval_examples} instances" in banner[0]
     assert not any("Simulated data" in w.value for w in at.warning)
+
+
+def test_the_shipped_study_is_what_its_manifest_says(tmp_path):
+    """``data/`` (as git ships it: no catalogue, no cache) holds the full recipe's study,
+    and the manifest's accuracy table is what its predictions give."""
+    import shutil
+
+    repo_data = Path(__file__).resolve().parents[1] / "data"
+    manifest = json.loads((repo_data / demo.MANIFEST).read_text())
+    home = tmp_path / "data"
+    shutil.copytree(repo_data, home, ignore=shutil.ignore_patterns("catalog.sqlite*", "cache",
+                                                                    ".write.lock"))
+    shipped = sum(p.stat().st_size for p in home.rglob("*") if p.is_file())
+    assert shipped < 20 * 2**20
+    recipe = manifest["recipe"]
+    full = demo.FULL
+    assert recipe["sizes"] == list(full.sizes) and recipe["name"] == "full"
+    assert recipe["finetune_epochs"] == full.finetune_epochs
+    assert recipe["finetune_learning_rate"] == full.finetune_learning_rate
+    store = Store(home)
+    runs = store.runs(task=demo.TASK)
+    assert len(runs) == len(full.sizes) * len(full.pretrain_seeds) * len(full.finetune_seeds)
+    acc = store.run_accuracy(demo.TASK, checkpoint="all")
+    last = acc[acc["checkpoint"] == max(full.checkpoints)]
+    assert sorted(acc["checkpoint"].round(4).unique()) == [round(c, 4) for c in full.checkpoints]
+    assert len(last) == len(runs)
+    assert (last["n"] == manifest["n_eval_instances"]).all()
+    majority = manifest["majority_class_rate"]
+    assert (last["accuracy"] > majority + 0.1).all()  # every run learned
+    means = {}
+    for size, group in last.groupby("size"):
+        stated = manifest["sizes"][size]["accuracy"]
+        assert stated["n"] == len(group) == 25
+        assert stated["mean"] == pytest.approx(group["accuracy"].mean(), abs=1e-4)
+        assert stated["std"] == pytest.approx(group["accuracy"].std(ddof=1), abs=1e-4)
+        means[size] = group["accuracy"].mean()
+    assert max(means, key=means.get) == full.sizes[-1]  # the largest size is the best
+    masks = store.masks(task=demo.TASK)
+    for size in full.sizes:
+        kept = masks[masks["setting"] == f"seedlab-heads_mlps-{size}"]
+        assert sorted(kept["seed"].unique()) == list(full.pretrain_seeds)
