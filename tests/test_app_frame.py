@@ -134,3 +134,18 @@ def test_report_html_is_self_contained():
     assert html.count("<figure>") == 3
     assert "caption 2 &lt;b&gt;" in html
     assert html.index("figure-1") < html.index("figure-2") < html.index("figure-3")
+
+
+def test_a_caption_leaves_room_for_subplot_titles():
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from seedlab.ui.figure import with_caption
+
+    caption = "task · sizes · seeds · " * 8  # wraps onto two lines
+    panels = make_subplots(rows=1, cols=2, subplot_titles=["attention heads", "MLP"])
+    panels.add_trace(go.Heatmap(z=[[0.4, 1.0]]), 1, 1)
+    plain = go.Figure(go.Heatmap(z=[[0.4, 1.0]]))
+    assert with_caption(plain, caption).layout.margin.t == 70 + 16 * 2
+    assert with_caption(panels, caption).layout.margin.t == 70 + 16 * 2 + 24
+    assert with_caption(panels, caption).layout.title.subtitle.text.count("<br>") == 1

@@ -43,7 +43,11 @@ def with_caption(fig: go.Figure, caption: str) -> go.Figure:
     fig.update_layout(title_subtitle_text="<br>".join(lines),
                       title_subtitle_font={"size": 12, "color": "#555"})
     top = fig.layout.margin.t or 80
-    fig.update_layout(margin_t=max(top, 70 + 16 * len(lines)))
+    # Subplot titles sit just above the plotting area, inside the top margin: leave them a
+    # line of their own below the subtitle.
+    titled = any(a.yref == "paper" and a.y is not None and a.y >= 1
+                 for a in fig.layout.annotations)
+    fig.update_layout(margin_t=max(top, 70 + 16 * len(lines) + (24 if titled else 0)))
     return fig
 
 
