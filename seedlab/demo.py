@@ -47,6 +47,11 @@ from seedlab.store import RunData, Store, utc_now
 
 TASK = "rotten_tomatoes"
 MANIFEST = "demo_manifest.json"
+# The published study's WordPiece vocabulary. The trainer of ``tokenizers`` breaks ties
+# between equally frequent pieces differently in every process, so a rebuild that trained
+# its own vocabulary would give other token ids, hence other models; a rebuild into a home
+# that holds the study's vocabulary reuses it and reproduces the models.
+VOCABULARIES = "tokenizers"
 PACKAGES = ["seedlab", "torch", "transformers", "tokenizers", "numpy", "pandas", "pyarrow",
             "duckdb", "scattertext"]
 
@@ -286,6 +291,7 @@ def publish(work: Path, out: Path, recipe: Recipe, manifest: dict[str, Any]) -> 
     """Copy the finished study from ``work`` into the home ``out`` in one transaction
     (runs, instances, pruning masks, the task's description), then write the manifest.
     Other tasks in ``out`` are left alone; earlier demo runs are replaced."""
+    work, out = Path(work), Path(out)
     src, dest = Store(work), Store(out)
     runs = src.runs(task=TASK)
     if runs.empty:
@@ -313,6 +319,12 @@ def publish(work: Path, out: Path, recipe: Recipe, manifest: dict[str, Any]) -> 
         for setting in dest.masks(task=TASK)["setting"].unique():
             if setting not in regrouped:
                 tx.remove_masks(str(setting), TASK)  # an earlier publish's settings
+    vocabularies = _vocabularies(work / "models")
+    for folder in vocabularies:
+        _copy_folder(folder, out / VOCABULARIES / folder.name)
+    for stale in (out / VOCABULARIES).glob("*") if (out / VOCABULARIES).is_dir() else []:
+        if stale.name not in {f.name for f in vocabularies}:
+            shutil.rmtree(stale, ignore_errors=True)  # an earlier study's vocabulary
     tmp = out / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, out / MANIFEST)
@@ -369,6 +381,42 @@ def _prediction_table(frame: pd.DataFrame):
     })
 
 
+def _vocabularies(models: Path) -> list[Path]:
+    """The trained vocabularies (folders holding a ``tokenizer.json``) under ``models``."""
+    root = Path(models) / ".tokenizers"
+    return sorted(p for p in root.glob("*") if (p / "tokenizer.json").is_file()
+                  and not p.name.startswith(".")) if root.is_dir() else []
+
+
+def _copy_folder(src: Path, dest: Path) -> bool:
+    """Copy folder ``src`` to ``dest`` unless it exists (copied beside it, then renamed, so
+    a reader never sees half a folder); returns whether it copied."""
+    if dest.exists():
+        return False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    os.replace(tmp, dest)
+    return True
+
+
+def reuse_vocabulary(out: Path, work: Path, log: Callable[[str], None] = print) -> list[str]:
+    """Put the vocabularies published in ``out`` (``out/tokenizers/``) where the pretraining
+    jobs of ``work`` look for them, so the rebuild tokenizes as the published study did.
+    Returns the names reused."""
+    names = []
+    published = Path(out) / VOCABULARIES
+    if published.is_dir():
+        for folder in sorted(p for p in published.iterdir() if (p / "tokenizer.json").is_file()):
+            _copy_folder(folder, Path(work) / "models" / ".tokenizers" / folder.name)
+            names.append(folder.name)
+    if names:
+        log(f"reusing the vocabulary of the published study ({', '.join(names)}):"
+            " pass --new-vocabulary to train another")
+    return names
+
+
 def _load_average() -> float | None:
     """The one-minute load average (None where the platform has none)."""
     try:
@@ -378,9 +426,11 @@ def _load_average() -> float | None:
 
 
 def run_demo(out: Path, recipe: Recipe, *, work: Path | None = None, fresh: bool = False,
-             command: str = "", log: Callable[[str], None] = print) -> dict[str, Any]:
+             command: str = "", new_vocabulary: bool = False,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Build the study of ``recipe`` in ``work`` and publish it into the home ``out``;
-    returns the manifest."""
+    returns the manifest. Unless ``new_vocabulary``, the vocabulary published in ``out``
+    (if any) is reused, so the models are those of the published study."""
     out = Path(out).resolve()
     work = Path(work or Path(tempfile.gettempdir()) / f"seedlab-demo-{recipe.name}").resolve()
     if work == out:
@@ -389,6 +439,7 @@ def run_demo(out: Path, recipe: Recipe, *, work: Path | None = None, fresh: bool
         shutil.rmtree(work)
     started_at, load_start = utc_now(), _load_average()
     log(f"seedlab demo ({recipe.name}): building in {work}, publishing to {out}")
+    reused = [] if new_vocabulary else reuse_vocabulary(out, work, log)
     summary = build(work, recipe, log=log)
     manifest = {
         "study": "miniature MultiBERTs on Rotten Tomatoes, made by seedlab's own runner",
@@ -400,7 +451,10 @@ def run_demo(out: Path, recipe: Recipe, *, work: Path | None = None, fresh: bool
         "host": {"cpus": os.cpu_count(), "platform": platform.platform(),
                  # other work on the machine slows the build: the load says how much
                  "load_average_start": load_start, "load_average_end": _load_average()},
-        "git_commit": git_commit(), "versions": package_versions(), **summary,
+        "git_commit": git_commit(), "versions": package_versions(),
+        "vocabulary": {"names": [f.name for f in _vocabularies(work / "models")],
+                       "reused_from_destination": bool(reused)},
+        **summary,
     }
     manifest["description"] = description(recipe, summary)
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -463,6 +517,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         " the temporary directory; reused, so an interrupted build resumes)")
     p.add_argument("--fresh", action="store_true", help="empty the work folder first")
     p.add_argument("--workers", type=int, default=None, help="CPU workers (default: recipe's)")
+    p.add_argument("--new-vocabulary", action="store_true", dest="new_vocabulary",
+                   help="train a new WordPiece vocabulary instead of reusing the one published"
+                        " in --out (the models then differ from the published ones)")
     p.add_argument("--publish-only", action="store_true", dest="publish_only",
                    help="only publish the study already finished in --work")
     p.set_defaults(func=cmd_demo)
@@ -485,7 +542,8 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
                         *(["--out", str(args.out)] if args.out else []),
                         *(["--work", str(args.work)] if args.work else []),
                         *(["--fresh"] if args.fresh else []),
+                        *(["--new-vocabulary"] if args.new_vocabulary else []),
                         *(["--workers", str(args.workers)] if args.workers else [])])
     run_demo(out, recipe, work=args.work, fresh=args.fresh, command=command,
-             log=lambda m: print(m, flush=True))
+             new_vocabulary=args.new_vocabulary, log=lambda m: print(m, flush=True))
     return 0

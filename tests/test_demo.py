@@ -274,3 +274,30 @@ def test_the_shipped_study_is_what_its_manifest_says(tmp_path):
     for size in full.sizes:
         kept = masks[masks["setting"] == f"seedlab-heads_mlps-{size}"]
         assert sorted(kept["seed"].unique()) == list(full.pretrain_seeds)
+
+
+def test_a_rebuild_reuses_the_published_vocabulary_and_reproduces_the_models(built, tmp_path):
+    """The WordPiece trainer breaks frequency ties differently in every process; the
+    published vocabulary is reused by a rebuild, which then gives the same predictions."""
+    import shutil
+
+    out = built["out"]
+    published = sorted((out / demo.VOCABULARIES).iterdir())
+    assert len(published) == 1 and (published[0] / "tokenizer.json").is_file()
+    manifest = json.loads((out / demo.MANIFEST).read_text())
+    assert manifest["vocabulary"]["names"] == [published[0].name]
+    again = tmp_path / "home"
+    shutil.copytree(out / demo.VOCABULARIES, again / demo.VOCABULARIES)
+    assert cli(["--home", str(again), "demo", "--quick", "--work", str(tmp_path / "work")]) == 0
+    rebuilt = json.loads((again / demo.MANIFEST).read_text())
+    assert rebuilt["vocabulary"]["reused_from_destination"] is True
+    model = tmp_path / "work" / "models" / f"{demo.TASK}-{Q.sizes[0]}-p{Q.pretrain_seeds[0]}"
+    assert (model / "tokenizer.json").read_bytes() == (
+        built["work"] / "models" / model.name / "tokenizer.json").read_bytes()
+    first, second = Store(out), Store(again)
+    keys = ["size", "pretrain_seed", "finetune_seed", "checkpoint", "instance_id"]
+    a = first.predictions(task=demo.TASK).sort_values(keys).reset_index(drop=True)
+    b = second.predictions(task=demo.TASK).sort_values(keys).reset_index(drop=True)
+    assert len(a) == len(b) > 0
+    np.testing.assert_array_equal(a["pred"], b["pred"])
+    np.testing.assert_allclose(a["p_correct"], b["p_correct"], rtol=0, atol=1e-6)
