@@ -318,6 +318,12 @@ def publish(work: Path, out: Path, recipe: Recipe, manifest: dict[str, Any]) -> 
         regrouped = masks_across_pretraining_seeds(masks)
         for setting, frame in regrouped.items():
             tx.add_masks(setting, TASK, frame)
+        published = {(str(r.size), str(r.pretrain_seed), int(r.finetune_seed))
+                     for r in runs.itertuples()}
+        for old in dest.runs(task=TASK).itertuples():  # an earlier study's sizes or seeds
+            if (str(old.size), str(old.pretrain_seed), int(old.finetune_seed)) not in published:
+                tx.remove_run(TASK, str(old.size), str(old.pretrain_seed),
+                              int(old.finetune_seed))
         for setting in dest.masks(task=TASK)["setting"].unique():
             if setting not in regrouped:
                 tx.remove_masks(str(setting), TASK)  # an earlier publish's settings

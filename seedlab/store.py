@@ -243,6 +243,7 @@ class Transaction:
         self._runs: dict[str, tuple[RunData, pa.Table, str]] = {}
         self._masks: dict[tuple[str, str], pd.DataFrame] = {}
         self._dropped_masks: set[tuple[str, str]] = set()
+        self._dropped_runs: set[str] = set()
         self._evaluations: list[pd.DataFrame] = []
         self._annotations: list[pd.DataFrame] = []
         self.summary: dict[str, int] = {
@@ -352,6 +353,11 @@ class Transaction:
         """Stage the removal of the masks of ``(setting, task)`` (a re-published study that
         names its settings differently). Masks staged for the same key win."""
         self._dropped_masks.add((setting, task))
+
+    def remove_run(self, task: str, size: str, pretrain_seed: str, finetune_seed: int) -> None:
+        """Stage the removal of a run (a re-published study without that size or seed).
+        A run staged with the same key in this transaction wins."""
+        self._dropped_runs.add(run_id_for(task, size, str(pretrain_seed), int(finetune_seed)))
 
     def add_evaluations(self, frame: pd.DataFrame) -> None:
         """Stage mask evaluation results (experiment, variant, task, metric, mean, std)."""
@@ -482,6 +488,14 @@ class Transaction:
                         dropped_masks.append((setting, task))
                         stale.append(home / old_file)
 
+                dropped_runs = []
+                for run_id in sorted(self._dropped_runs - set(self._runs)):
+                    row = catalog.execute("SELECT file FROM runs WHERE run_id = ?",
+                                          (run_id,)).fetchone()
+                    if row:
+                        dropped_runs.append((run_id,))
+                        stale.append(home / row[0])
+
                 if self._evaluations:
                     frame = pd.concat(self._evaluations, ignore_index=True)
                     table = pa.Table.from_pandas(frame, schema=schema.EVALUATION_SCHEMA,
@@ -525,6 +539,7 @@ class Transaction:
                     catalog.executemany(
                         "DELETE FROM mask_files WHERE setting = ? AND task = ?", dropped_masks
                     )
+                    catalog.executemany("DELETE FROM runs WHERE run_id = ?", dropped_runs)
                     catalog.executemany(
                         "INSERT INTO annotations (task, instance_id, annotator, verdict, note, at,"
                         " source) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -534,8 +549,9 @@ class Transaction:
                         "INSERT INTO imports VALUES (?, ?, ?, ?, ?)",
                         (self.import_id, self.kind, self.source, now, json.dumps(self.summary)),
                     )
-                    if moves or annotation_rows or dropped_masks:
-                        store._bump_version(catalog, content=bool(moves or dropped_masks))
+                    changed = bool(moves or dropped_masks or dropped_runs)
+                    if changed or annotation_rows:
+                        store._bump_version(catalog, content=changed)
                 for path in stale:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()

@@ -286,3 +286,23 @@ def test_annotations_move_version_but_not_content_version(store):
         tx.set_task("toy2", ["neg", "pos"])
     assert store.version() == version + 2
     assert store.content_version() == content + 1
+
+
+def test_a_run_can_be_removed(store):
+    with store.transaction("test", "fixture") as tx:
+        tx.set_task("toy", ["neg", "pos"])
+        tx.add_run(RunData("toy", "small", "0", 1, run_table({1.0: [1, 1, 1, 1, 1]})))
+        tx.add_run(RunData("toy", "small", "0", 2, run_table({1.0: [1, 0, 1, 0, 1]})))
+    runs = store.runs(task="toy")
+    gone = store.home / runs.loc[runs["finetune_seed"] == 2, "file"].iloc[0]
+    assert gone.exists()
+    content = store.content_version()
+    with store.transaction("test", "republish") as tx:
+        tx.remove_run("toy", "small", "0", 2)
+        tx.remove_run("toy", "small", "0", 1)  # re-added below: the new run wins
+        tx.add_run(RunData("toy", "small", "0", 1, run_table({1.0: [1, 1, 1, 1, 1]})))
+    runs = store.runs(task="toy")
+    assert list(runs["finetune_seed"]) == [1]
+    assert not gone.exists()
+    assert store.content_version() == content + 1
+    assert set(store.predictions(task="toy")["finetune_seed"]) == {1}
