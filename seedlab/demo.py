@@ -327,11 +327,12 @@ def publish(work: Path, out: Path, recipe: Recipe, manifest: dict[str, Any]) -> 
         for setting in dest.masks(task=TASK)["setting"].unique():
             if setting not in regrouped:
                 tx.remove_masks(str(setting), TASK)  # an earlier publish's settings
-    vocabularies = _vocabularies(work / "models")
+    vocabularies = _vocabularies(_trained_vocabularies(work))
     for folder in vocabularies:
         _copy_folder(folder, out / VOCABULARIES / folder.name)
-    for stale in (out / VOCABULARIES).glob("*") if (out / VOCABULARIES).is_dir() else []:
-        if stale.name not in {f.name for f in vocabularies}:
+    names = {folder.name for folder in vocabularies}
+    for stale in (out / VOCABULARIES).glob("*"):
+        if stale.name not in names:
             shutil.rmtree(stale, ignore_errors=True)  # an earlier study's vocabulary
     tmp = out / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -389,24 +390,30 @@ def _prediction_table(frame: pd.DataFrame):
     })
 
 
-def _vocabularies(models: Path) -> list[Path]:
-    """The trained vocabularies (folders holding a ``tokenizer.json``) under ``models``."""
-    root = Path(models) / ".tokenizers"
+def _vocabularies(root: Path) -> list[Path]:
+    """The finished vocabularies (folders holding a ``tokenizer.json``) in folder ``root``:
+    a build's ``models/.tokenizers`` or a home's ``tokenizers``."""
     return sorted(p for p in root.glob("*") if (p / "tokenizer.json").is_file()
-                  and not p.name.startswith(".")) if root.is_dir() else []
+                  and not p.name.startswith("."))
 
 
-def _copy_folder(src: Path, dest: Path) -> bool:
+def _trained_vocabularies(work: Path) -> Path:
+    """Where the pretraining jobs of the build in ``work`` keep their shared vocabulary."""
+    from seedlab.runs.pretrain import TOKENIZER_FOLDER
+
+    return Path(work) / "models" / TOKENIZER_FOLDER
+
+
+def _copy_folder(src: Path, dest: Path) -> None:
     """Copy folder ``src`` to ``dest`` unless it exists (copied beside it, then renamed, so
-    a reader never sees half a folder); returns whether it copied."""
+    a reader never sees half a folder)."""
     if dest.exists():
-        return False
+        return
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
     os.replace(tmp, dest)
-    return True
 
 
 def reuse_vocabulary(out: Path, work: Path, log: Callable[[str], None] = print) -> list[str]:
@@ -414,11 +421,9 @@ def reuse_vocabulary(out: Path, work: Path, log: Callable[[str], None] = print) 
     jobs of ``work`` look for them, so the rebuild tokenizes as the published study did.
     Returns the names reused."""
     names = []
-    published = Path(out) / VOCABULARIES
-    if published.is_dir():
-        for folder in sorted(p for p in published.iterdir() if (p / "tokenizer.json").is_file()):
-            _copy_folder(folder, Path(work) / "models" / ".tokenizers" / folder.name)
-            names.append(folder.name)
+    for folder in _vocabularies(Path(out) / VOCABULARIES):
+        _copy_folder(folder, _trained_vocabularies(work) / folder.name)
+        names.append(folder.name)
     if names:
         log(f"reusing the vocabulary of the published study ({', '.join(names)}):"
             " pass --new-vocabulary to train another")
@@ -460,7 +465,7 @@ def run_demo(out: Path, recipe: Recipe, *, work: Path | None = None, fresh: bool
                  # other work on the machine slows the build: the load says how much
                  "load_average_start": load_start, "load_average_end": _load_average()},
         "git_commit": git_commit(), "versions": package_versions(),
-        "vocabulary": {"names": [f.name for f in _vocabularies(work / "models")],
+        "vocabulary": {"names": [f.name for f in _vocabularies(_trained_vocabularies(work))],
                        "reused_from_destination": bool(reused)},
         **summary,
     }

@@ -97,13 +97,16 @@ def train_tokenizer(texts: list[str], folder: Path, vocab_size: int = VOCAB_SIZE
     return tokenizer
 
 
+TOKENIZER_FOLDER = ".tokenizers"  # under the models' parent folder: see shared_tokenizer
+
+
 def shared_tokenizer(texts: list[str], root: Path, vocab_size: int = VOCAB_SIZE):
     """The WordPiece tokenizer of ``texts``, trained once and shared by every job whose
     model folder is under ``root`` (kept in ``root/.tokenizers/<digest>``). The trainer of
     ``tokenizers`` breaks ties between equally frequent pieces differently from process to
     process, so the vocabulary is trained once and reused rather than trained per seed."""
     digest = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:12]
-    final = root / ".tokenizers" / f"{digest}-v{vocab_size}"
+    final = root / TOKENIZER_FOLDER / f"{digest}-v{vocab_size}"
     if not (final / "tokenizer.json").exists():
         tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
         train_tokenizer(texts, tmp, vocab_size)
