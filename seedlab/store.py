@@ -1034,10 +1034,6 @@ class Store:
         finally:
             cur.close()
 
-    def _run_files(self, **filters: Any) -> list[str]:
-        runs = self.runs(**filters)
-        return [str(self.home / f) for f in runs["file"]]
-
     # -- queries -------------------------------------------------------------------------
     def tasks(self) -> pd.DataFrame:
         """One row per task: label_list, simulated, source, description, n_instances, n_runs."""
