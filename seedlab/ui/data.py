@@ -1,14 +1,17 @@
 """Cached access to the store and to ``seedlab.stats`` for the pages.
 
 ``get_store(home)`` is a ``st.cache_resource``; every query below is a ``st.cache_data``
-keyed on its inputs *and* the store's ``version()``, which changes on every import, run or
-annotation, so new data shows up without restarting the app. Pages use :func:`open_data`
-(or :func:`current_data`) and call the methods of :class:`Data`, which pass the version
-along; they hold no SQL and no statistics themselves.
+keyed on its inputs *and* a store version: ``content_version()`` (moves on every import or
+finished run) for arrays and statistics, ``version()`` (also on every annotation) for what
+shows annotations, so new data shows up without restarting the app and a verdict does not
+recompute the statistics. Pages use :func:`open_data` (or :func:`current_data`) and call the
+methods of :class:`Data`, which pass the versions along; they hold no SQL and no
+statistics themselves.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -381,13 +384,13 @@ def _run_rows(home: str, version: int, task: str, sizes: tuple[str, ...],
         index = None if shared else pd.Index(arrays.instance_ids).get_indexer(ids)
         labels = arrays.labels if index is None else arrays.labels[index]
         pred = arrays.pred if index is None else arrays.pred[index]  # (N, P, F)
-        usable = ~(pred < 0).any(axis=0)  # (P, F): complete runs only
-        for p_i, p in enumerate(arrays.pretrain_seeds):
-            for f_i, f in enumerate(arrays.finetune_seeds):
-                if (p, f) not in arrays.missing and usable[p_i, f_i]:
-                    meta.append((arrays.size, p, f))
+        # (P * F,) run-major: runs that exist and predict every instance
+        usable = ~(pred < 0).any(axis=0).ravel() & _present(arrays)
+        meta += [(arrays.size, p, f) for (p, f), ok in
+                 zip(itertools.product(arrays.pretrain_seeds, arrays.finetune_seeds), usable)
+                 if ok]
         # (runs, N), runs ordered by pretraining seed, then fine-tuning seed
-        blocks.append(pred.reshape(len(ids), -1).T[usable.ravel() & _present(arrays)])
+        blocks.append(pred.reshape(len(ids), -1).T[usable])
     top = max((int(b.max()) for b in blocks if b.size), default=0)
     dtype = np.int8 if top < 2**7 else np.int16 if top < 2**15 else np.int64
     preds = np.empty((sum(len(b) for b in blocks), len(ids)), dtype=dtype)
