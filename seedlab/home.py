@@ -8,12 +8,11 @@ starts as a copy of the shipped study and is an ordinary seedlab store from then
     data/    the shipped study: read, never written by the app or the CLI's defaults
     home/    the user's home: the shipped study's files, plus everything the user adds
 
-The copy is made of hard links where the file system allows (the store's data files are
-immutable, so a link is as good as a copy and costs no space) and of copies elsewhere.
-``home/.shipped.json`` records which files came from ``data/`` and their content hashes, so
-when ``git pull`` brings a new publish, the next open takes the new files in and drops the
-shipped files the new publish no longer has, leaving the user's own files and the
-catalogue's verdicts and jobs alone.
+The copy is written through the store's own transaction, like an import, so it is checked,
+journalled and atomic. ``home/.shipped.json`` records the content hashes of the shipped
+files and which runs and mask settings came from them, so when ``git pull`` brings a new
+publish, the next open takes it in and drops the shipped runs the new publish no longer
+has, leaving the user's own runs, imports, verdicts and jobs alone.
 
 ``$SEEDLAB_HOME`` (or ``--home``) names any other home; it is used as it is, with no
 shipped study layered into it.
@@ -40,20 +39,22 @@ USER_HOME = REPO / "home"
 SHIPPED_FOLDERS = ("predictions", "instances", "masks", "evaluations", "tasks")
 SHIPPED_FILES = ("demo_manifest.json",)
 STATE_FILE = ".shipped.json"
+_SYNCED: set[Path] = set()
 
 
 @dataclass(frozen=True)
 class SyncResult:
-    """What a sync of the shipped study into a user home did (paths relative to the home)."""
+    """What a sync of the shipped study into a user home did: the run ids it added to the
+    home and those it removed (the runs a new publish no longer has)."""
 
     home: Path
-    added: tuple[str, ...]
-    updated: tuple[str, ...]
-    removed: tuple[str, ...]
+    synced: bool
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
+        return bool(self.added or self.removed)
 
 
 def default_home() -> Path:
@@ -67,7 +68,9 @@ def default_home() -> Path:
     if named:
         return Path(named).expanduser().resolve()
     if is_published(SHIPPED):
-        sync_shipped(SHIPPED, USER_HOME)
+        if USER_HOME not in _SYNCED:  # once a process: a new publish arrives by a restart
+            sync_shipped(SHIPPED, USER_HOME)
+            _SYNCED.add(USER_HOME)
         return USER_HOME
     return Path("data").resolve()
 
@@ -94,12 +97,14 @@ def shipped_listing(shipped: Path) -> dict[str, str]:
 def sync_shipped(shipped: Path, home: Path) -> SyncResult:
     """Bring the shipped study in ``shipped`` into the user home ``home``.
 
-    Makes ``home`` on first use. Files the previous sync brought in and the shipped study
-    no longer has are removed; files the user's own writes made are never touched. When
-    anything changed in a home that already has a catalogue, its file index is rebuilt
-    (verdicts, jobs and the import log are kept). Safe against concurrent callers (a lock
-    file in the home) and against a kill at any point (each file lands by ``os.replace``;
-    the record of what was shipped is written last, so an interrupted sync is redone).
+    Makes ``home`` on first use. The shipped study's tasks, instances, runs and masks are
+    written into the home through the store's own transaction (checked, journalled and
+    atomic like any import); runs and mask settings that the previous sync brought in and
+    the shipped study no longer has are removed; what the user's own writes made (runs of
+    their own, imports, verdicts, jobs, reports) is never touched. Nothing is done when the
+    shipped files are the ones the previous sync saw. Safe against concurrent callers (a
+    lock file in the home) and against a kill at any point: the record of what was
+    shipped is written after the commit, so an interrupted sync is redone.
     """
     shipped, home = Path(shipped).resolve(), Path(home).resolve()
     if shipped == home:
@@ -107,40 +112,70 @@ def sync_shipped(shipped: Path, home: Path) -> SyncResult:
     home.mkdir(parents=True, exist_ok=True)
     current = shipped_listing(shipped)
     with _lock(home):
-        previous = _read_state(home)
-        if previous == current and all((home / rel).exists() for rel in current):
-            return SyncResult(home, (), (), ())
-        added, updated, removed = [], [], []
-        for rel, digest in current.items():
-            target = home / rel
-            if target.exists() and previous.get(rel) == digest:
-                continue  # unchanged since the last sync (or rewritten by the user's store)
-            (updated if target.exists() else added).append(rel)
-            _place(shipped / rel, target)
-        for rel in sorted(set(previous) - set(current)):
-            target = home / rel
-            if target.exists():
-                target.unlink()
-                removed.append(rel)
-        catalogued = (home / "catalog.sqlite").exists()
-        if catalogued and (added or updated or removed):
-            from seedlab.store import Store
+        state = _read_state(home)
+        if state.get("files") == current:
+            return SyncResult(home, synced=False)
+        from seedlab.store import Store
 
-            Store(home).reindex()
-        _write_state(home, current)
-    return SyncResult(home, tuple(added), tuple(updated), tuple(removed))
+        source, dest = Store(shipped), Store(home)
+        before = {str(k) for k in dest.runs()["run_id"]}
+        runs, masks = _copy_study(source, dest, state)
+        after = {str(k) for k in dest.runs()["run_id"]}
+        for name in SHIPPED_FILES:
+            if (shipped / name).is_file():
+                _place(shipped / name, home / name)
+        _write_state(home, {"files": current, "runs": sorted(runs), "masks": sorted(masks)})
+    return SyncResult(home, True, tuple(sorted(after - before)), tuple(sorted(before - after)))
+
+
+def _copy_study(source, dest, state: dict) -> tuple[set[str], set[str]]:
+    """One transaction writing every task, instance, run and mask of ``source`` into
+    ``dest``, and removing the runs and mask settings ``state`` says an earlier sync
+    brought in that ``source`` no longer has. Returns the run ids and ``setting/task``
+    keys of masks now shipped."""
+    import pyarrow.parquet as pq
+
+    from seedlab.store import RUN_METADATA_KEY, RunData
+
+    runs = source.runs()
+    masks = source.masks()
+    shipped_runs = {str(r) for r in runs["run_id"]}
+    shipped_masks = {f"{s}/{t}" for s, t in masks[["setting", "task"]].drop_duplicates()
+                     .itertuples(index=False)}
+    with dest.transaction("import", f"shipped study {source.home}", replace=True) as tx:
+        for row in source.tasks().itertuples():
+            tx.set_task(str(row.task), source.label_list(str(row.task)),
+                        simulated=bool(row.simulated), source=str(row.source or ""),
+                        description=str(row.description or ""))
+            instances = source.instances(task=str(row.task))
+            if len(instances):
+                tx.add_instances(str(row.task), instances.drop(columns=["task"]))
+        for path in runs["file"]:
+            file = pq.ParquetFile(source.home / str(path))
+            meta = json.loads(file.schema_arrow.metadata[RUN_METADATA_KEY])
+            tx.add_run(RunData(task=meta["task"], size=meta["size"],
+                               pretrain_seed=meta["pretrain_seed"],
+                               finetune_seed=meta["finetune_seed"], table=file.read(),
+                               source=meta.get("source", ""), model=meta.get("model", ""),
+                               hyperparameters=meta.get("hyperparameters", {}),
+                               provenance=meta.get("provenance", {})))
+        for (setting, task), frame in masks.groupby(["setting", "task"], sort=True):
+            tx.add_masks(str(setting), str(task), frame.drop(columns=["setting", "task"]))
+        old_runs = dest.runs()
+        gone = set(state.get("runs", [])) - shipped_runs
+        for row in old_runs[old_runs["run_id"].astype(str).isin(gone)].itertuples():
+            tx.remove_run(str(row.task), str(row.size), str(row.pretrain_seed),
+                          int(row.finetune_seed))
+        for key in sorted(set(state.get("masks", [])) - shipped_masks):
+            setting, task = key.split("/", 1)
+            tx.remove_masks(setting, task)
+    return shipped_runs, shipped_masks
 
 
 def _place(source: Path, target: Path) -> None:
-    """Put ``source`` at ``target`` atomically: a hard link where possible, else a copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Copy ``source`` to ``target`` atomically (a temporary file, then ``os.replace``)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.sync")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
+    shutil.copyfile(source, tmp)
     os.replace(tmp, target)
 
 
@@ -152,18 +187,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_state(home: Path) -> dict[str, str]:
+def _read_state(home: Path) -> dict:
+    """What the last sync brought in: ``files`` (path -> sha256), ``runs``, ``masks``."""
     try:
         state = json.loads((home / STATE_FILE).read_text())
     except (OSError, ValueError):
         return {}
-    files = state.get("files") if isinstance(state, dict) else None
-    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+    return state if isinstance(state, dict) else {}
 
 
-def _write_state(home: Path, listing: dict[str, str]) -> None:
+def _write_state(home: Path, state: dict) -> None:
     tmp = home / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps({"files": listing}, indent=1, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, home / STATE_FILE)
 
 

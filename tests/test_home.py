@@ -43,7 +43,7 @@ def test_first_sync_copies_the_study_and_reads_the_same(tmp_path):
     shipped = _shipped(tmp_path, "sim-a")
     before = _tree_digest(shipped)
     result = homes.sync_shipped(shipped, tmp_path / "home")
-    assert result.added and not result.updated and not result.removed
+    assert result.synced and len(result.added) == 8 and not result.removed
     user = Store(tmp_path / "home")
     pd.testing.assert_frame_equal(_runs(user), _runs(Store(shipped)))
     a = user.arrays("sim-a", "large")
@@ -60,7 +60,7 @@ def test_second_sync_is_a_no_op(tmp_path):
     homes.sync_shipped(shipped, tmp_path / "home")
     Store(tmp_path / "home")
     again = homes.sync_shipped(shipped, tmp_path / "home")
-    assert not again.changed
+    assert not again.synced and not again.changed
 
 
 def test_user_work_goes_to_the_home_and_survives_a_new_publish(tmp_path):
@@ -88,7 +88,7 @@ def test_user_work_goes_to_the_home_and_survives_a_new_publish(tmp_path):
     assert _tree_digest(shipped) != shipped_before
 
     result = homes.sync_shipped(shipped, home)
-    assert result.added and result.removed
+    assert len(result.added) == 8 and len(result.removed) == 8
     user = Store(home)
     assert set(user.runs()["task"]) == {"sim-b", "mine"}
     assert len(user.runs(task="mine")) == 2
@@ -96,16 +96,28 @@ def test_user_work_goes_to_the_home_and_survives_a_new_publish(tmp_path):
     assert list(verdicts["instance_id"]) == [instance] and list(verdicts["verdict"]) == ["wrong"]
 
 
-def test_a_deleted_shipped_file_in_the_home_is_put_back(tmp_path):
+def test_a_sync_killed_before_its_record_is_redone(tmp_path):
     shipped = _shipped(tmp_path, "sim-a")
     home = tmp_path / "home"
     homes.sync_shipped(shipped, home)
-    Store(home)
-    victim = next(home.glob("predictions/task=sim-a/size=large/*.parquet"))
-    victim.unlink()
+    (home / homes.STATE_FILE).unlink()  # as if killed after the commit, before the record
     result = homes.sync_shipped(shipped, home)
-    assert result.added == (str(victim.relative_to(home)),)
+    assert result.synced and not result.changed  # the same runs again: nothing added twice
     assert len(Store(home).runs(task="sim-a")) == 8
+
+
+def test_the_shipped_study_is_read_only_to_the_user_home(tmp_path):
+    shipped = _shipped(tmp_path, "sim-a")
+    before = _tree_digest(shipped)
+    home = tmp_path / "home"
+    homes.sync_shipped(shipped, home)
+    user = Store(home)
+    write_study(user, simulate(30, sizes=("tiny",), pretrain_seeds=1, finetune_seeds=1,
+                               checkpoints=1, seed=3, task="sim-a-extra"))
+    user.annotate("sim-a", str(user.instances("sim-a")["instance_id"].iloc[0]), "ann", "wrong")
+    after = {k: v for k, v in _tree_digest(shipped).items()
+             if not k.startswith(("catalog", ".", "cache/"))}
+    assert after == before
 
 
 def test_same_folder_is_refused(tmp_path):
