@@ -12,12 +12,15 @@ Layout (the authors' repository, folders ``masks/`` and ``evaluate_masked/``)::
 Each mask becomes rows ``(setting, task, seed, component, layer, head, kept, importance)``:
 L * H rows for a head mask, L rows (head = -1) for an MLP mask. A setting may hold only head
 masks (``heads``) or only MLP masks (``mlps``). Other files in a seed folder
-(``attn_entropy.npy``) are not masks and are ignored.
+(``attn_entropy.npy``) are not masks and are ignored. Task folders are stored under
+``schema.canonical_task`` of their name (the release already uses GLUE's spelling).
+
+Importing masks of a (setting, task) that the store already holds with other values is
+refused unless ``replace`` is given (as for runs); the same masks again change nothing.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -28,19 +31,23 @@ import pandas as pd
 
 from seedlab import schema
 from seedlab.errors import InputError
+from seedlab.importers import inputs
 from seedlab.store import Store
 
-SEED_FOLDER = re.compile(r"^seed_(-?\d+)$")
+SEED_FOLDER = re.compile(r"seed_(-?\d{1,19})")  # fullmatch: "seed_1\n" is not a seed folder
+# A mask is (layers, heads) booleans or floats; 1 GiB is far beyond any BERT.
+MASK_LIMIT = 1 << 30
 COMPONENT_DIMS = {"head": 2, "mlp": 1}
 COMPONENT_SHAPES = {"head": "(layers, heads), e.g. (12, 12)", "mlp": "(layers,), e.g. (12,)"}
 
 
-def load_mask(path: Path, component: str) -> np.ndarray:
+def load_mask(path: Path, component: str, root: Path | None = None) -> np.ndarray:
     """Load one mask file as a boolean array: ``(L, H)`` for heads, ``(L,)`` for MLPs.
 
-    float32, float64, int and bool files are accepted; every value must be 0 or 1.
+    float32, float64, int and bool files are accepted; every value must be 0 or 1. With
+    ``root``, the file (links resolved) must lie inside it.
     """
-    array = _load_npy(path)
+    array = inputs.load_npy(path, limit=MASK_LIMIT, root=root)
     _check_dims(path, array, component)
     if array.dtype.kind not in "biuf":
         raise InputError(path, f"mask has dtype {array.dtype}", expected="numbers 0 or 1")
@@ -56,9 +63,10 @@ def load_mask(path: Path, component: str) -> np.ndarray:
     return values.astype(bool)
 
 
-def load_importance(path: Path, component: str, mask_shape: tuple[int, ...]) -> np.ndarray:
+def load_importance(path: Path, component: str, mask_shape: tuple[int, ...],
+                    root: Path | None = None) -> np.ndarray:
     """Load an importance file; its shape must equal the mask's. Returns float64."""
-    array = _load_npy(path)
+    array = inputs.load_npy(path, limit=MASK_LIMIT, root=root)
     _check_dims(path, array, component)
     if array.shape != mask_shape:
         raise InputError(
@@ -102,22 +110,31 @@ def mask_rows(seed: int, component: str, kept: np.ndarray,
 def read_masks(masks_root: Path) -> tuple[dict[tuple[str, str], pd.DataFrame], dict[str, Any]]:
     """Read ``masks/<setting>/<task>/seed_<s>/``. Returns frames keyed by (setting, task) and
     counts: settings, tasks (distinct setting/task pairs), seed folders, head and MLP masks,
-    and the seed folders that held no mask file."""
+    the seed folders that held no mask file, and ``released_tasks`` (canonical task name ->
+    the folder names it was read from, where they differ)."""
     frames: dict[tuple[str, str], pd.DataFrame] = {}
     counts: dict[str, Any] = {"settings": 0, "setting_tasks": 0, "seed_folders": 0,
-                              "head_masks": 0, "mlp_masks": 0, "empty_seed_folders": []}
+                              "head_masks": 0, "mlp_masks": 0, "empty_seed_folders": [],
+                              "released_tasks": {}}
     for setting_dir in sorted(p for p in masks_root.iterdir() if p.is_dir()):
         setting = _name(setting_dir, "setting")
         counts["settings"] += 1
         for task_dir in sorted(p for p in setting_dir.iterdir() if p.is_dir()):
             task = _name(task_dir, "task")
+            if task != task_dir.name:
+                counts["released_tasks"].setdefault(task, [])
+                counts["released_tasks"][task] = sorted({*counts["released_tasks"][task],
+                                                         task_dir.name})
+            if (setting, task) in frames:
+                raise InputError(task_dir, f"a second folder for task {task!r} of setting"
+                                 f" {setting!r}", expected="one folder per task")
             parts = []
             for seed_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
-                match = SEED_FOLDER.match(seed_dir.name)
-                if match is None:
+                match = SEED_FOLDER.fullmatch(seed_dir.name)
+                seed = inputs.as_int64(match.group(1)) if match else None
+                if seed is None:
                     raise InputError(seed_dir, "folder name is not a seed folder",
-                                     expected="seed_<integer>, e.g. seed_42")
-                seed = int(match.group(1))
+                                     expected="seed_<integer of at most 64 bits>, e.g. seed_42")
                 counts["seed_folders"] += 1
                 found = False
                 for component in ("head", "mlp"):
@@ -128,8 +145,8 @@ def read_masks(masks_root: Path) -> tuple[dict[tuple[str, str], pd.DataFrame], d
                             raise InputError(imp_path, "importance file without a mask beside it",
                                              expected=f"{mask_path.name} in the same folder")
                         continue
-                    kept = load_mask(mask_path, component)
-                    importance = (load_importance(imp_path, component, kept.shape)
+                    kept = load_mask(mask_path, component, masks_root)
+                    importance = (load_importance(imp_path, component, kept.shape, masks_root)
                                   if imp_path.exists() else None)
                     parts.append(mask_rows(seed, component, kept, importance))
                     counts[f"{component}_masks"] += 1
@@ -156,12 +173,8 @@ def read_evaluations(root: Path) -> pd.DataFrame:
             raise InputError(path, "results.json directly under evaluate_masked/",
                              expected="evaluate_masked/<experiment>/[...]/results.json")
         experiment, variant = rel[0], "/".join(rel[1:])
-        try:
-            payload = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            line = getattr(exc, "lineno", None)
-            raise InputError(path, f"not valid JSON: {exc}", line=line,
-                             expected="{task: {metric: [mean, std]}}") from None
+        payload = inputs.read_json(path, root=root, limit=inputs.SIDECAR_LIMIT,
+                                   what="{task: {metric: [mean, std]}}")
         if not isinstance(payload, dict):
             raise InputError(path, f"top level is {type(payload).__name__}",
                              expected="{task: {metric: [mean, std]}}")
@@ -171,14 +184,16 @@ def read_evaluations(root: Path) -> pd.DataFrame:
                                  field=task, expected="{metric: [mean, std]}")
             for metric, value in metrics.items():
                 mean, std = _mean_std(path, task, metric, value)
-                rows.append((experiment, variant, str(task), str(metric), mean, std))
+                rows.append((experiment, variant, schema.canonical_task(str(task)), str(metric),
+                             mean, std))
     return pd.DataFrame(rows, columns=schema.EVALUATION_COLUMNS)
 
 
-def import_lottery(store: Store, path: str | Path) -> dict[str, Any]:
+def import_lottery(store: Store, path: str | Path, replace: bool = False) -> dict[str, Any]:
     """Import a bert-experiments folder (holding ``masks/`` and/or ``evaluate_masked/``), or
     a ``masks/`` folder itself. Everything is read and checked first, then written in one
-    transaction; importing the same files again changes nothing.
+    transaction; importing the same files again changes nothing. Masks of a (setting, task)
+    the store holds with other values are an InputError unless ``replace``.
 
     Returns the store's summary plus counts of what was found on disk.
     """
@@ -198,7 +213,9 @@ def import_lottery(store: Store, path: str | Path) -> dict[str, Any]:
                              expected="the bert-experiments folder of Prasanna et al. (2020)")
     frames, counts = read_masks(masks_root) if masks_root else ({}, {})
     evaluations = read_evaluations(evals_root) if evals_root else pd.DataFrame()
-    with store.transaction("lottery", str(root)) as tx:
+    if not replace:
+        _refuse_changed_masks(store, masks_root, frames)
+    with store.transaction("lottery", str(root), replace=replace) as tx:
         for (setting, task), frame in frames.items():
             tx.add_masks(setting, task, frame)
         if len(evaluations):
@@ -213,15 +230,34 @@ def import_lottery(store: Store, path: str | Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------
 
+MASK_KEY = ["seed", "component", "layer", "head"]
 
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise InputError(path, f"cannot be read without pickle ({exc})",
-                         expected="a plain numeric .npy array") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot be read: {exc}", expected="a .npy file") from None
+
+def _refuse_changed_masks(store: Store, masks_root: Path | None,
+                          frames: dict[tuple[str, str], pd.DataFrame]) -> None:
+    """An InputError for the first (setting, task) whose stored masks differ from ``frames``
+    (another seed set, shape, kept flag or importance)."""
+    if not frames:
+        return
+    stored = store.masks(setting=sorted({s for s, _ in frames}),
+                         task=sorted({t for _, t in frames}))
+    for (setting, task), old in stored.groupby(["setting", "task"], sort=True):
+        new = frames.get((setting, task))
+        if new is None:
+            continue
+        a = old[MASK_KEY + ["kept", "importance"]].sort_values(MASK_KEY).reset_index(drop=True)
+        b = new[MASK_KEY + ["kept", "importance"]].sort_values(MASK_KEY).reset_index(drop=True)
+        same = (len(a) == len(b)
+                and (a[MASK_KEY].astype(str).to_numpy() == b[MASK_KEY].astype(str).to_numpy()).all()
+                and (a["kept"].astype(bool).to_numpy() == b["kept"].astype(bool).to_numpy()).all()
+                and np.allclose(a["importance"].astype(float), b["importance"].astype(float),
+                                rtol=0, atol=0, equal_nan=True))
+        if not same:
+            folder = masks_root / setting if masks_root else setting
+            raise InputError(folder, f"the store already holds other masks for setting"
+                             f" {setting!r}, task {task!r} ({len(a)} rows; this import has"
+                             f" {len(b)})", field=task,
+                             expected="the same masks, or --replace to replace them")
 
 
 def _check_dims(path: Path, array: np.ndarray, component: str) -> None:
@@ -231,8 +267,9 @@ def _check_dims(path: Path, array: np.ndarray, component: str) -> None:
 
 
 def _name(folder: Path, kind: str) -> str:
+    name = schema.canonical_task(folder.name) if kind == "task" else folder.name
     try:
-        return schema.check_name(kind, folder.name)
+        return schema.check_name(kind, name)
     except ValueError as exc:
         raise InputError(folder, str(exc), expected=f"a {kind} folder name") from None
 
