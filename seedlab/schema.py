@@ -128,6 +128,8 @@ RUN_COLUMNS = [
 # partition path well inside the 255 bytes a file name may have.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 NAME_MAX_LENGTH = 100
+NAME_RULE = ("letters, digits and '_', '.', '+', '-', starting with a letter or digit, at most"
+             f" {NAME_MAX_LENGTH} characters")
 
 
 def check_name(kind: str, value: str) -> str:
@@ -135,10 +137,7 @@ def check_name(kind: str, value: str) -> str:
     if (not isinstance(value, str) or len(value) > NAME_MAX_LENGTH
             or not NAME_PATTERN.fullmatch(value) or value in {".", ".."}):
         shown = value if not isinstance(value, str) or len(value) <= 60 else value[:60] + "..."
-        raise ValueError(
-            f"{kind} {shown!r} is not a valid name: use letters, digits and '_', '.', '+', '-',"
-            f" starting with a letter or digit, at most {NAME_MAX_LENGTH} characters"
-        )
+        raise ValueError(f"{kind} {shown!r} is not a valid name: use {NAME_RULE}")
     return value
 
 

@@ -44,6 +44,10 @@ QUOTE_LENGTH = 40
 def quote(value: Any, length: int = QUOTE_LENGTH) -> str:
     """``repr(value)`` cut to ``length`` characters, for messages about a file the user
     named (a long or binary value is never printed whole)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
     text = repr(value)
     return text if len(text) <= length else text[:length] + "...'"
 
@@ -100,12 +104,13 @@ def read_bytes(path: Path, *, limit: int, root: Path | None = None,
     return data
 
 
-def decode(path: Path, data: bytes, what: str = "UTF-8 text") -> str:
-    """``data`` as strict UTF-8; a bad byte is an InputError naming its line."""
+def decode(path: Path, data: bytes, what: str = "UTF-8 text", line: int = 1) -> str:
+    """``data`` (starting at line ``line`` of ``path``) as strict UTF-8; a bad byte is an
+    InputError naming its line."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        line += data.count(b"\n", 0, exc.start)
         raise InputError(path, f"byte {exc.start} is not UTF-8 ({exc.reason})", line=line,
                          expected=what) from None
 
@@ -193,7 +198,7 @@ def load_npz(path: Path, *, limit: int = 4 * GIB) -> dict[str, np.ndarray]:
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
-                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                name = info.filename.removesuffix(".npy")
                 if info.file_size > limit - total:
                     raise InputError(path, f"member {name!r} is {info.file_size:,} bytes",
                                      field=name, expected=f"at most {limit:,} bytes in all")

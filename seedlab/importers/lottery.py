@@ -270,8 +270,9 @@ def _name(folder: Path, kind: str) -> str:
     name = schema.canonical_task(folder.name) if kind == "task" else folder.name
     try:
         return schema.check_name(kind, name)
-    except ValueError as exc:
-        raise InputError(folder, str(exc), expected=f"a {kind} folder name") from None
+    except ValueError:
+        raise InputError(folder, f"{kind} folder name {inputs.quote(name)} is not a valid name",
+                         field=kind, expected=schema.NAME_RULE) from None
 
 
 def _mean_std(path: Path, task: str, metric: str, value: Any) -> tuple[float, float]:

@@ -99,10 +99,10 @@ def read_matrix(path: Path, *, delimiter: str | None = "\t", what: str = "class 
         matrix = None
     if matrix is None:  # find the offending line for the message
         width = None
-        for number, text in enumerate(text.splitlines(), start=1):
-            if not text.strip():
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
                 continue
-            cells = text.strip("\n").split(delimiter) if delimiter else text.split()
+            cells = line.split(delimiter) if delimiter else line.split()
             if width is None:
                 width = len(cells)
             if len(cells) != width:
@@ -155,6 +155,8 @@ def _read_labels(path: Path, root: Path) -> list[str]:
                              " index.tsv, one gold label per line").splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
+    if not lines:
+        raise InputError(path, "the file is empty", expected="one gold label per line")
     labels = []
     for number, text in enumerate(lines, start=1):
         value = text.strip()

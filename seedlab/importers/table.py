@@ -132,10 +132,13 @@ def check_name(path: Path, kind: str, value: Any, **where: Any) -> str:
         raise InputError(path, f"{kind} {inputs.quote(value)} is a {type(value).__name__}",
                          field=where.pop("field", kind), expected=f"a {kind} name as text",
                          **where)
+    name = schema.canonical_task(value) if kind == "task" else value
     try:
-        return schema.check_name(kind, schema.canonical_task(value) if kind == "task" else value)
-    except ValueError as exc:
-        raise InputError(path, str(exc), field=where.pop("field", kind), **where) from None
+        return schema.check_name(kind, name)
+    except ValueError:
+        raise InputError(path, f"{kind} {inputs.quote(name)} is not a valid name",
+                         field=where.pop("field", kind), expected=schema.NAME_RULE,
+                         **where) from None
 
 
 def check_label_list(path: Path, value: Any, field: str = "label_list") -> list[str]:
@@ -215,7 +218,7 @@ def read_long(path: Path) -> tuple[pd.DataFrame, _Located]:
         records, numbers = [], []
         with open(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
-                text = inputs.decode(path, raw, "UTF-8 JSON lines") if raw.strip() else ""
+                text = inputs.decode(path, raw, "UTF-8 JSON lines", line=number)
                 if not text.strip():
                     continue
                 try:
@@ -501,8 +504,7 @@ def _checked(loc: _Located, i: int, kind: str, value: Any, field: str | None = N
     try:
         return check_name(loc.path, kind, value)
     except InputError as exc:
-        raise loc.error(i, exc.problem, field=field or kind,
-                        expected="letters, digits and '_', '.', '+', '-'") from None
+        raise loc.error(i, exc.problem, field=field or kind, expected=exc.expected) from None
 
 
 def _parse_label_list(value: Any) -> list[str] | None:

@@ -118,7 +118,9 @@ def _read_decaying(path: Path) -> _DecayingFile:
                              expected="(data_list, group_list, annotations)")
         items, groups, annotations = value
         if not isinstance(items, list) or not isinstance(groups, list):
-            raise InputError(path, "data_list and group_list must be lists", field=where)
+            raise InputError(path, "data_list and group_list must be lists", field=where,
+                             expected="(data_list, group_list, annotations), two lists and a"
+                             " dict")
         if len(items) != len(groups):
             raise InputError(path, f"{len(items)} instances but {len(groups)} groups",
                              field=where, expected="one group for each instance")
@@ -243,7 +245,8 @@ def import_zhong_decaying(store: Store, path: str | Path) -> dict[str, Any]:
     elif path.is_file():
         files = [path]
     else:
-        raise InputError(path, "no such file or folder")
+        raise InputError(path, "no such file or folder",
+                         expected="the decaying/ folder or one of its .pkl files")
     parsed = [_read_decaying(f) for f in files]
     label_lists: dict[str, list[str]] = {}
     for item in parsed:
