@@ -347,7 +347,7 @@ ROW = "0.2\t0.3\t0.5\n"
         (ROW + "0.1\t0.9\n" + ROW * (N - 2), r"line 2: the row has 2 values but label_list has 3"),
         (ROW * (N - 1) + "0.1\t0.", rf"line {N}: the row has 2 values"),
         (ROW + "0.2\tabc\t0.5\n" + ROW * (N - 2),
-         r"line 2, field 'column 2': 'abc' is not a number"),
+         r"line 2, field 'column 2': the value in column 2 is not a number"),
         ("", r"the file is empty"),
     ],
 )
@@ -566,3 +566,55 @@ def test_malicious_decaying_pickle_does_not_run(store, tmp_path):
         import_zhong_decaying(store, tmp_path)
     assert not marker.exists()
     assert snapshot(store) == before
+
+
+# -- one name per task across importers ----------------------------------------------------
+
+
+def test_canonical_task_names():
+    from seedlab.schema import canonical_task, task_aliases
+
+    assert [canonical_task(n) for n in ("mnli", "Mnli", "MNLI", "sst-2", "sst2", "SST_2", "qqp",
+                                        "qnli", "rte", "cola", "mrpc", "sts-b", "stsb", "wnli",
+                                        "hans")] == [
+        "MNLI", "MNLI", "MNLI", "SST-2", "SST-2", "SST-2", "QQP", "QNLI", "RTE", "CoLA", "MRPC",
+        "STS-B", "STS-B", "WNLI", "HANS"]
+    # Not GLUE tasks: kept as given (the shipped study's names, the lottery's variants).
+    for name in ("sim-mnli", "sim-sst2", "rotten_tomatoes", "winogender", "MNLI_TWO",
+                 "HANS_MNLI", "mnli-mm", "tx\n"):
+        assert canonical_task(name) == name
+    assert task_aliases("sst2") == ["SST-2", "sst-2", "sst2"]
+    assert task_aliases("winogender") == ["winogender"]
+
+
+def test_importers_meet_on_one_task_name(store, release, tmp_path):
+    """Zhong's ``mnli`` folder, the decaying ``mnli...pkl``, a lottery ``MNLI`` mask folder
+    and a table with ``task`` ``mnli`` all land in the task MNLI; the name each release used
+    is kept in the runs' provenance and in the summaries."""
+    from seedlab.importers.lottery import import_lottery
+    from seedlab.importers.table import import_table
+
+    root, _ = release
+    summary = import_zhong(store, root)
+    assert summary["tasks"]["MNLI"]["released_as"] == "mnli"
+    items = [dict(x) for x in mnli_predict()[:2]]
+    write_decaying(tmp_path / "mnliLargeWorseThanMini.pkl", {
+        "dev_matched": (items, ["treatment", "control"], {"rz": ["Wrong", None]})})
+    decaying = import_zhong_decaying(store, tmp_path / "mnliLargeWorseThanMini.pkl")
+    assert decaying["tasks"]["MNLI"]["released_as"] == "mnli"
+    seed = tmp_path / "lottery" / "masks" / "heads" / "MNLI" / "seed_1"
+    seed.mkdir(parents=True)
+    np.save(seed / "head_mask.npy", np.ones((2, 2)))
+    import_lottery(store, tmp_path / "lottery")
+    table = tmp_path / "more.jsonl"
+    table.write_text(json.dumps({"task": "mnli", "size": "tiny", "pretrain_seed": 0,
+                                 "finetune_seed": 0, "instance_id": "dev_matched-0",
+                                 "probs": [0.1, 0.8, 0.1], "label": MNLI_LABELS[0]}) + "\n")
+    import_table(store, table)
+
+    assert sorted(store.tasks()["task"]) == ["MNLI"]
+    assert set(store.masks()["task"]) == {"MNLI"}
+    assert set(store.annotations()["task"]) == {"MNLI"}
+    runs = store.runs(task="MNLI")
+    released = {json.loads(p)["released_task"] for p in runs["provenance"]}
+    assert released == {"mnli"} and set(runs["size"]) == {"mini", "large", "tiny"}

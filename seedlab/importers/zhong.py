@@ -589,8 +589,9 @@ def _locate_tsv_error(path: Path, n_labels: int, exc: Exception, limit: int) -> 
             try:
                 float(value)
             except ValueError:
-                return InputError(path, f"{inputs.quote(value)} is not a number", line=lineno,
-                                  field=f"column {col}", expected="a probability")
+                # The release names this file, the user did not: say where, not what.
+                return InputError(path, f"the value in column {col} is not a number",
+                                  line=lineno, field=f"column {col}", expected="a probability")
     return InputError(path, f"cannot read the file as tab-separated numbers: {exc}",
                       expected="one row of probabilities per predict item")
 
