@@ -266,6 +266,15 @@ def npz(rel: str, **arrays) -> Callable[[Path], None]:
     return mutate
 
 
+def moved_out(rel: str) -> Callable[[Path], None]:
+    """Move the folder ``rel`` out of the release and leave a symlink to it in its place."""
+    def mutate(root: Path) -> None:
+        outside = root.parent / "elsewhere"
+        shutil.move(root / rel, outside)
+        (root / rel).symlink_to(outside, target_is_directory=True)
+    return mutate
+
+
 def rename(rel: str, new: str) -> Callable[[Path], None]:
     def mutate(root: Path) -> None:
         (root / new).parent.mkdir(parents=True, exist_ok=True)
@@ -382,6 +391,8 @@ def _zhong_cases() -> list[Case]:
         Case("result tsv -> /dev/zero", "zhong", link(tsv, "/dev/zero"), tsv),
         Case("result tsv -> outside the release", "zhong", link(tsv, "OUTSIDE"), tsv),
         Case("data.json -> /dev/zero", "zhong", link(dj, "/dev/zero"), dj),
+        Case("task folder -> outside", "zhong", moved_out("mnli"), dj),
+        Case("results folder -> outside", "zhong", moved_out("mnli/results"), tsv),
         Case("result name seed beyond int64", "zhong",
              rename(tsv, "mnli/results/sminip1f99999999999999999999epoch9over3.tsv"),
              "mnli/results/sminip1f99999999999999999999epoch9over3.tsv"),
@@ -464,7 +475,7 @@ def _decaying_cases() -> list[Case]:
         ("truncated", write(f, pickle.dumps(_decaying_items())[:-30]), None),
         ("runs code", write(f, b"cposix\nsystem\n(S'true'\ntR."), None),
         ("-> /dev/zero", link(f, "/dev/zero"), None),
-    ]]
+    ]] + [Case("folder: a .pkl -> outside", "decaying", link(f, "OUTSIDE"), f)]
 
 
 def _glue_cases() -> list[Case]:
@@ -502,6 +513,9 @@ def _glue_cases() -> list[Case]:
         Case("file -> /dev/zero", "glue", link("RTE/run1.tsv", "/dev/zero"), "RTE/run1.tsv"),
         Case("file -> outside", "glue", link("RTE/run1.tsv", "OUTSIDE"), "RTE/run1.tsv"),
         Case("file is a folder", "glue", row(file="RTE"), "RTE"),
+        Case("file with a NUL byte", "glue", row(file="RTE/run\x001.tsv"), "RTE/run\\x001.tsv",
+             never="leads outside"),
+        Case("run folder -> outside", "glue", moved_out("RTE"), "RTE/run0.tsv"),
         Case("scores text", "glue", write(run0, "0.9\t0.1\nroot:x:0:0\t1\n0.6\t0.4\n"), run0,
              r"line 2.*field 'column 1'", never="root:"),
         Case("scores not UTF-8", "glue", write(run0, b"0.9\t0.1\n0.2\t\xff\n0.6\t0.4\n"), run0,
@@ -544,6 +558,7 @@ def _coref_cases() -> list[Case]:
         Case("preds not UTF-8", "coref", write(pr, b"1 0 1\n0 \xff 1\n"), pr, r"line 2"),
         Case("preds -> /dev/zero", "coref", link(pr, "/dev/zero"), pr),
         Case("preds -> outside", "coref", link(pr, "OUTSIDE"), pr),
+        Case("group -> outside", "coref", moved_out("base"), ri),
         Case("group name with a space", "coref", rename("base", "base line"), "base line",
              r"field 'size'"),
         Case("group name newline", "coref", rename("base", "base\n"), "base\n", r"field 'size'"),
@@ -568,6 +583,7 @@ def _lottery_cases() -> list[Case]:
         Case("head_mask -> outside", "lottery", both(
             lambda r: np.save(r.parent / "outside.npy", np.ones((2, 2))),
             lambda r: ((r / hm).unlink(), (r / hm).symlink_to(r.parent / "outside.npy"))), hm),
+        Case("setting -> outside", "lottery", moved_out("masks/heads"), hm),
         Case("importance NaN", "lottery", npy(hi, np.full((2, 2), np.nan)), hi),
         Case("importance shape", "lottery", npy(hi, np.ones((2, 3))), hi),
         Case("importance without mask", "lottery", lambda r: (r / hm).unlink(), hi),

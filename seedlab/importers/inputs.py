@@ -55,6 +55,8 @@ def quote(value: Any, length: int = QUOTE_LENGTH) -> str:
 def regular_file(path: Path, *, root: Path | None = None, what: str = "a file") -> Path:
     """``path`` if it is a regular file (inside ``root`` once links are resolved, when
     ``root`` is given); an InputError otherwise. Returns the path as given."""
+    if "\0" in str(path):
+        raise InputError(path, "the file name holds a NUL byte", expected=what)
     if root is not None:
         try:
             resolved = path.resolve(strict=False)

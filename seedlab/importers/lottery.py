@@ -107,11 +107,14 @@ def mask_rows(seed: int, component: str, kept: np.ndarray,
     })
 
 
-def read_masks(masks_root: Path) -> tuple[dict[tuple[str, str], pd.DataFrame], dict[str, Any]]:
+def read_masks(masks_root: Path, release: Path | None = None
+               ) -> tuple[dict[tuple[str, str], pd.DataFrame], dict[str, Any]]:
     """Read ``masks/<setting>/<task>/seed_<s>/``. Returns frames keyed by (setting, task) and
     counts: settings, tasks (distinct setting/task pairs), seed folders, head and MLP masks,
     the seed folders that held no mask file, and ``released_tasks`` (canonical task name ->
-    the folder names it was read from, where they differ)."""
+    the folder names it was read from, where they differ). Every file must lie inside
+    ``release`` (default ``masks_root``) once links are resolved."""
+    release = release or masks_root
     frames: dict[tuple[str, str], pd.DataFrame] = {}
     counts: dict[str, Any] = {"settings": 0, "setting_tasks": 0, "seed_folders": 0,
                               "head_masks": 0, "mlp_masks": 0, "empty_seed_folders": [],
@@ -145,8 +148,8 @@ def read_masks(masks_root: Path) -> tuple[dict[tuple[str, str], pd.DataFrame], d
                             raise InputError(imp_path, "importance file without a mask beside it",
                                              expected=f"{mask_path.name} in the same folder")
                         continue
-                    kept = load_mask(mask_path, component, masks_root)
-                    importance = (load_importance(imp_path, component, kept.shape, masks_root)
+                    kept = load_mask(mask_path, component, release)
+                    importance = (load_importance(imp_path, component, kept.shape, release)
                                   if imp_path.exists() else None)
                     parts.append(mask_rows(seed, component, kept, importance))
                     counts[f"{component}_masks"] += 1
@@ -159,12 +162,13 @@ def read_masks(masks_root: Path) -> tuple[dict[tuple[str, str], pd.DataFrame], d
     return frames, counts
 
 
-def read_evaluations(root: Path) -> pd.DataFrame:
+def read_evaluations(root: Path, release: Path | None = None) -> pd.DataFrame:
     """Read every ``results.json`` under ``root`` (``evaluate_masked/``).
 
     ``experiment`` is the first folder below ``root``, ``variant`` the rest of the folder
     path ('' when results.json sits directly in the experiment folder). Returns columns
-    ``schema.EVALUATION_COLUMNS``.
+    ``schema.EVALUATION_COLUMNS``. Every file must lie inside ``release`` (default
+    ``root``) once links are resolved.
     """
     rows = []
     for path in sorted(root.rglob("results.json")):
@@ -173,7 +177,7 @@ def read_evaluations(root: Path) -> pd.DataFrame:
             raise InputError(path, "results.json directly under evaluate_masked/",
                              expected="evaluate_masked/<experiment>/[...]/results.json")
         experiment, variant = rel[0], "/".join(rel[1:])
-        payload = inputs.read_json(path, root=root, limit=inputs.SIDECAR_LIMIT,
+        payload = inputs.read_json(path, root=release or root, limit=inputs.SIDECAR_LIMIT,
                                    what="{task: {metric: [mean, std]}}")
         if not isinstance(payload, dict):
             raise InputError(path, f"top level is {type(payload).__name__}",
@@ -211,8 +215,8 @@ def import_lottery(store: Store, path: str | Path, replace: bool = False) -> dic
         else:
             raise InputError(root, "holds neither masks/ nor evaluate_masked/",
                              expected="the bert-experiments folder of Prasanna et al. (2020)")
-    frames, counts = read_masks(masks_root) if masks_root else ({}, {})
-    evaluations = read_evaluations(evals_root) if evals_root else pd.DataFrame()
+    frames, counts = read_masks(masks_root, root) if masks_root else ({}, {})
+    evaluations = read_evaluations(evals_root, root) if evals_root else pd.DataFrame()
     if not replace:
         _refuse_changed_masks(store, masks_root, frames)
     with store.transaction("lottery", str(root), replace=replace) as tx:

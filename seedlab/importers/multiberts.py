@@ -346,12 +346,15 @@ def _pick(path: Path, frame: pd.DataFrame, names: Sequence[str], what: str) -> s
 
 
 def import_coref_group(store: Store, folder: Path, tx_runs: list[RunData],
-                       instances: dict[str, pd.DataFrame], task: str = COREF_TASK) -> None:
-    """Read one coreference group folder; append its runs and instances (nothing written)."""
+                       instances: dict[str, pd.DataFrame], task: str = COREF_TASK,
+                       release: Path | None = None) -> None:
+    """Read one coreference group folder; append its runs and instances (nothing written).
+    Its files must lie inside ``release`` (default ``folder``) once links are resolved."""
+    release = release or folder
     size = check_name(folder, "size", folder.name)
     run_path, label_path, preds_path = (folder / "run_info.tsv", folder / "label_info.tsv",
                                         folder / "preds.tsv")
-    run_info = _read_tsv(run_path, "run_info.tsv with a header row", folder)
+    run_info = _read_tsv(run_path, "run_info.tsv with a header row", release)
     pre_col = _pick(run_path, run_info, ["pretrain_seed", "pretrain_id"], "pretraining seed")
     ft_col = _pick(run_path, run_info, ["finetune_seed", "ft_seed"], "fine-tuning seed")
     name_col = next((c for c in run_info.columns if _unnamed(c)),
@@ -367,7 +370,7 @@ def import_coref_group(store: Store, folder: Path, tx_runs: list[RunData],
                              expected="each run once")
         seen[key] = i + 2
 
-    label_info = _read_tsv(label_path, "label_info.tsv with a header row", folder)
+    label_info = _read_tsv(label_path, "label_info.tsv with a header row", release)
     if "answer" not in label_info.columns:
         raise InputError(label_path, "no answer column", field="answer",
                          expected="answer: the gold referent, 0 = occupation, 1 = other"
@@ -383,7 +386,7 @@ def import_coref_group(store: Store, folder: Path, tx_runs: list[RunData],
            else [str(k) for k in range(len(label_info))])
 
     preds = read_matrix(preds_path, delimiter=None, what="predicted referents (0 or 1)",
-                        root=folder, rows=len(run_info), columns=len(label_info))
+                        root=release, rows=len(run_info), columns=len(label_info))
     if preds.shape != (len(run_info), len(label_info)):
         raise InputError(preds_path, f"shape {preds.shape}",
                          expected=f"({len(run_info)}, {len(label_info)}): one row per run in"
@@ -423,7 +426,7 @@ def import_coref(store: Store, root: Path, *, replace: bool = False,
     runs: list[RunData] = []
     instances: dict[str, pd.DataFrame] = {}
     for folder in groups:
-        import_coref_group(store, folder, runs, instances, task)
+        import_coref_group(store, folder, runs, instances, task, root)
     with store.transaction("multiberts", str(root), replace=replace) as tx:
         ensure_task(tx, store, task, COREF_LABELS, str(root))
         for name, frame in instances.items():

@@ -101,10 +101,10 @@ class _DecayingFile:
     splits: dict[str, int]
 
 
-def _read_decaying(path: Path) -> _DecayingFile:
+def _read_decaying(path: Path, root: Path | None) -> _DecayingFile:
     released = decaying_task_name(path)
     task = task_name(path, released)
-    data = safe_pickle.load(path)
+    data = safe_pickle.load(path, root=root)
     if not isinstance(data, dict):
         raise InputError(path, f"the pickle holds a {type(data).__name__}",
                          expected="a dict {split: (data_list, group_list, annotations)}")
@@ -247,7 +247,7 @@ def import_zhong_decaying(store: Store, path: str | Path) -> dict[str, Any]:
     else:
         raise InputError(path, "no such file or folder",
                          expected="the decaying/ folder or one of its .pkl files")
-    parsed = [_read_decaying(f) for f in files]
+    parsed = [_read_decaying(f, path if path.is_dir() else None) for f in files]
     label_lists: dict[str, list[str]] = {}
     for item in parsed:
         known = store._task_row(item.task)
@@ -294,6 +294,7 @@ class _Fold:
     label_list: list[str]
     predict: list[dict]
     results: dict[tuple[str, str, int, int], Path]  # (size, p, f, epoch) -> file
+    root: Path  # the release folder every file must lie in
 
 
 @dataclass
@@ -324,12 +325,12 @@ def _load_json(path: Path, root: Path) -> Any:
     return inputs.read_json(path, root=root)
 
 
-def _read_fold(folder: Path, fold: int | None, need_results: bool) -> _Fold:
+def _read_fold(folder: Path, fold: int | None, need_results: bool, root: Path) -> _Fold:
     data_path = folder / "data.json"
     if not data_path.is_file():
         raise InputError(data_path, "data.json is missing",
                          expected="<task>/data.json with label_list, train and predict")
-    data = _load_json(data_path, folder)
+    data = _load_json(data_path, root)
     if not isinstance(data, dict):
         raise InputError(data_path, "the file is not a JSON object",
                          expected="keys label_list, train, predict")
@@ -369,7 +370,7 @@ def _read_fold(folder: Path, fold: int | None, need_results: bool) -> _Fold:
         raise InputError(results_dir, "the results folder is missing",
                          expected="<task>/results/s{size}p{p}f{f}epoch{i}over3.tsv files,"
                                   " or correctness/<task>.pkl beside the task folders")
-    return _Fold(folder, fold, [str(x) for x in label_list], predict, results)
+    return _Fold(folder, fold, [str(x) for x in label_list], predict, results, root)
 
 
 def _task_folders(root: Path, tasks: list[str] | None) -> list[Path]:
@@ -427,8 +428,8 @@ def _plan_task(root: Path, folder: Path) -> _TaskPlan:
     if fold_dirs and (folder / "data.json").exists():
         raise InputError(folder, "the folder has both data.json and fold folders",
                          expected="either <task>/data.json or <task>/fold<k>/data.json")
-    folds = ([_read_fold(p, int(p.name[4:]), need_results) for p in fold_dirs] if fold_dirs
-             else [_read_fold(folder, None, need_results)])
+    folds = ([_read_fold(p, int(p.name[4:]), need_results, root) for p in fold_dirs]
+             if fold_dirs else [_read_fold(folder, None, need_results, root)])
     label_list = folds[0].label_list
     for fold in folds[1:]:
         if fold.label_list != label_list:
@@ -655,7 +656,7 @@ def _tsv_runs(plan: _TaskPlan) -> Iterator[RunData]:
             paths = [fold.results[(size, p, f, epoch)] for fold in plan.folds]
             probs = np.concatenate([
                 read_probabilities(path, n_labels, len(fold.predict), fold.folder / "data.json",
-                                   root=fold.folder)
+                                   root=fold.root)
                 for path, fold in zip(paths, plan.folds)])
             files += [str(path) for path in paths]
             pred, correct, p_correct = score(probs, plan.gold, plan.label_list)
