@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from conftest import shared_path
 
+from seedlab.cli import main as cli_main
 from seedlab.errors import InputError
 from seedlab.importers.lottery import import_lottery
 
@@ -97,7 +98,7 @@ def test_changed_masks_need_replace(store, tree, tmp_path):
                        r".*--replace"):
         import_lottery(store, tree)
     pd.testing.assert_frame_equal(store.masks(setting="heads_mlps", task="STS-B"), before)
-    import_lottery(store, tree, replace=True)
+    assert cli_main(["--home", str(store.home), "import", "lottery", str(tree), "--replace"]) == 0
     assert store.masks(setting="heads_mlps", task="STS-B")["seed"].unique().tolist() == [7]
 
 
