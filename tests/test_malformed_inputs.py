@@ -864,3 +864,26 @@ def test_a_repeated_import_leaves_the_catalogue_byte_identical(bases, tmp_path):
     before = snapshot(home)
     assert cli_main(["--home", str(home), "import", "zhong", str(releases / "zhong")]) == 0
     assert snapshot(home) == before
+
+
+@pytest.mark.parametrize(("base", "rel", "change"), [
+    ("zhong", "", write("mnli/results/sminip1f1epoch9over3.tsv", "0.5\t0.3\t0.2\n" * 4)),
+    ("glue", "", write("RTE/run0.tsv", "0.1\t0.9\n0.2\t0.8\n0.6\t0.4\n")),
+    ("table", "preds.jsonl", lambda r: (r / "preds.jsonl").write_text(
+        (r / "preds.jsonl").read_text().replace("0.9", "0.8").replace("0.1", "0.2"))),
+])
+def test_a_changed_run_without_replace_is_refused_at_commit(base, rel, change, bases, tmp_path,
+                                                            capsys):
+    """Valid input whose runs differ from the stored ones: the store refuses it when it
+    commits (after the importer staged everything, spilled runs included), with exit 2 and
+    the store byte-identical; --replace then imports it."""
+    release, home = _prepare(Case("changed", base, change, ""), bases, tmp_path)
+    before = snapshot(home)
+    argv = ["--home", str(home), "import", BASES[base][1], str(release / rel)]
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("seedlab: error: ") and "--replace" in err and "Traceback" not in err
+    assert snapshot(home) == before
+    assert cli_main([*argv, "--replace"]) == 0
+    assert snapshot(home) != before
