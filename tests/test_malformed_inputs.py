@@ -365,6 +365,8 @@ def _zhong_cases() -> list[Case]:
              r"field 'predict\[3\]\.template'"),
         Case("predict guid a float", "zhong", predict_item(1, guid=1.5), dj,
              r"field 'predict\[1\]\.guid'"),
+        Case("predict guid a bool", "zhong", predict_item(1, guid=True), dj,
+             r"field 'predict\[1\]\.guid'"),
         Case("predict label unknown", "zhong", predict_item(2, label="maybe"), dj,
              r"field 'predict\[2\]\.label'"),
         Case("predict guid twice", "zhong", predict_item(1, guid="dev_matched-0"), dj,

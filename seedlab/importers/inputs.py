@@ -274,7 +274,9 @@ def as_finite(value: Any) -> float | None:
 
 def is_json_scalar(value: Any) -> bool:
     """Whether ``value`` can be stored as a field of an instance: text, a bool, an integer
-    that fits in 64 bits or a finite float."""
+    that fits in 64 bits or a finite float (numpy scalars included)."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, (str, bool)):
         return True
     if isinstance(value, int):

@@ -205,7 +205,8 @@ def _check_item(path: Path, item: dict, where: str) -> None:
                              expected="no key named " + ", ".join(sorted(RESERVED_KEYS)))
         if value is None:
             continue
-        integer = isinstance(value, int) and inputs.is_json_scalar(value)
+        integer = (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+                   and inputs.is_json_scalar(value))
         if key in ("text_a", "text_b"):
             ok, expected = isinstance(value, str), "text"
         elif key in ("guid", "label"):
