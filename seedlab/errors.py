@@ -29,7 +29,7 @@ class InputError(SeedlabError):
         self.field = field
         self.problem = problem
         self.expected = expected
-        where = self.path or "<input>"
+        where = _shown(self.path) if self.path is not None else "<input>"
         if line is not None:
             where += f", line {line}"
         if field is not None:
@@ -38,6 +38,12 @@ class InputError(SeedlabError):
         if expected:
             message += f" (expected {expected})"
         super().__init__(message)
+
+
+def _shown(path: str) -> str:
+    """A path as one line of text: a name holding a newline or another control character
+    is shown with it escaped (``mnli\\n``)."""
+    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
 
 
 class DuplicateRunError(SeedlabError):

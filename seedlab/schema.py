@@ -123,15 +123,56 @@ RUN_COLUMNS = [
 ]
 
 # Names that become directory names (task, size, setting) are kept to a safe alphabet so
-# that hive partition paths need no escaping.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+# that hive partition paths need no escaping. ``\Z`` (not ``$``, which also matches before
+# a trailing newline) and ``fullmatch``: "tx\n" is not a name. 100 characters keep a
+# partition path well inside the 255 bytes a file name may have.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
+NAME_MAX_LENGTH = 100
+NAME_RULE = ("letters, digits and '_', '.', '+', '-', starting with a letter or digit, at most"
+             f" {NAME_MAX_LENGTH} characters")
 
 
 def check_name(kind: str, value: str) -> str:
     """Return ``value`` if it is usable as a task, size or setting name, else raise ValueError."""
-    if not isinstance(value, str) or not NAME_PATTERN.match(value) or value in {".", ".."}:
-        raise ValueError(
-            f"{kind} {value!r} is not a valid name: use letters, digits and '_', '.', '+', '-',"
-            " starting with a letter or digit"
-        )
+    if (not isinstance(value, str) or len(value) > NAME_MAX_LENGTH
+            or not NAME_PATTERN.fullmatch(value) or value in {".", ".."}):
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:60] + "..."
+        raise ValueError(f"{kind} {shown!r} is not a valid name: use {NAME_RULE}")
     return value
+
+
+# ---------------------------------------------------------------------------------------
+# Task names. The GLUE names (Wang et al. 2018) are the field's convention; releases spell
+# them in other ways (Zhong et al.: ``mnli``, ``sst-2``; MultiBERTs: ``MNLI``; the lottery
+# masks: ``SST-2``). Every importer stores a task under ``canonical_task(name)`` and keeps
+# the name the release used in its provenance, so masks, predictions and verdicts of one
+# task meet.
+CANONICAL_TASKS = ("CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI",
+                   "AX", "HANS", "SNLI")
+
+
+def _task_key(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
+
+
+_TASK_KEYS = {_task_key(name): name for name in CANONICAL_TASKS}
+
+
+def canonical_task(name: str) -> str:
+    """The one name a task is stored under: a GLUE task (or HANS, SNLI, AX) in GLUE's
+    spelling whatever the case, '-' or '_' of ``name`` (``mnli`` -> ``MNLI``, ``sst2`` and
+    ``sst-2`` -> ``SST-2``, ``sts_b`` -> ``STS-B``); any other name as given
+    (``winogender``, ``sim-mnli``, ``MNLI_TWO``). Nothing is stripped: a name that is not
+    valid stays invalid for ``check_name`` to refuse."""
+    return _TASK_KEYS.get(_task_key(name), name)
+
+
+def task_aliases(name: str) -> list[str]:
+    """Every spelling ``canonical_task`` maps to the same task as ``name`` (lower-case
+    spellings with and without '-'), the canonical one first. For a sidebar or URL that
+    should find ``MNLI`` when asked for ``mnli``."""
+    canonical = canonical_task(name)
+    key = _task_key(canonical)
+    if key not in _TASK_KEYS:
+        return [canonical]
+    return list(dict.fromkeys([canonical, canonical.lower(), key]))

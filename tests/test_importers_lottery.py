@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import shared_path
 
+from seedlab.cli import main as cli_main
 from seedlab.errors import InputError
 from seedlab.importers.lottery import import_lottery
 
@@ -83,6 +86,36 @@ def test_import_twice_adds_nothing(store, tree):
     assert len(store.evaluations()) == n_eval
 
 
+def test_changed_masks_need_replace(store, tree, tmp_path):
+    """Re-importing a (setting, task) with other masks (here: one seed left) is refused
+    without replace, and leaves the stored 2 seeds; with replace the new masks win."""
+    import_lottery(store, tree)
+    before = store.masks(setting="heads_mlps", task="STS-B")
+    assert sorted(before["seed"].unique()) == [7, 42]
+    shutil.rmtree(tree / "masks" / "heads_mlps" / "STS-B" / "seed_42")
+    with pytest.raises(InputError, match=r"heads_mlps, field 'STS-B': the store already holds other masks for"
+                       r" setting 'heads_mlps', task 'STS-B' \(30 rows; this import has 15\)"
+                       r".*--replace"):
+        import_lottery(store, tree)
+    pd.testing.assert_frame_equal(store.masks(setting="heads_mlps", task="STS-B"), before)
+    assert cli_main(["--home", str(store.home), "import", "lottery", str(tree), "--replace"]) == 0
+    assert store.masks(setting="heads_mlps", task="STS-B")["seed"].unique().tolist() == [7]
+
+
+def test_task_folders_get_the_canonical_name(store, tmp_path):
+    """A folder ``sst2`` (or ``mnli``) is the task SST-2 (MNLI), as every importer names it;
+    the folder name is kept in the summary."""
+    root = tmp_path / "bert-experiments"
+    _write_seed(root, "heads", "sst2", 1, head=np.ones((2, 2)))
+    _write_seed(root, "heads", "mnli", 1, head=np.zeros((2, 2)))
+    summary = import_lottery(store, root)
+    assert summary["released_tasks"] == {"MNLI": ["mnli"], "SST-2": ["sst2"]}
+    assert sorted(store.masks()["task"].unique()) == ["MNLI", "SST-2"]
+    _write_seed(root, "heads", "SST-2", 2, head=np.ones((2, 2)))
+    with pytest.raises(InputError, match="a second folder for task 'SST-2'"):
+        import_lottery(store, root)
+
+
 def _assert_unchanged(store, before_info, before_version):
     assert store.info() == before_info
     assert store.version() == before_version
@@ -113,14 +146,14 @@ def test_bad_arrays_name_file_and_expectation(store, tree, name, array, expected
 def test_pickled_object_array_is_refused(store, tree):
     bad = tree / "masks" / "heads_mlps" / "STS-B" / "seed_7" / "head_mask.npy"
     np.save(bad, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(InputError, match="without pickle"):
+    with pytest.raises(InputError, match="holds object values"):
         import_lottery(store, tree)
     assert store.info()["totals"]["masks"] == 0
 
 
 def test_bad_seed_folder_and_results_json(store, tree):
     (tree / "masks" / "heads" / "HANS_MNLI" / "seed_x").mkdir()
-    with pytest.raises(InputError, match=r"seed_x.*expected seed_<integer>"):
+    with pytest.raises(InputError, match=r"seed_x.*expected seed_<integer"):
         import_lottery(store, tree)
     (tree / "masks" / "heads" / "HANS_MNLI" / "seed_x").rmdir()
     bad = tree / "evaluate_masked" / "head_mlp" / "baseline" / "results.json"

@@ -50,7 +50,7 @@ def glue(tmp_path) -> tuple[Path, dict]:
     (root / "RTE_dev_labels").write_text("1\n0\n0\n1\n")
     (root / "STS-B_dev_labels").write_text("3.2\n0.5\n4.75\n")
     return root, {"scores": scores, "index": index,
-                  "labels": {"mnli": [0, 2, 1, 1, 0, 2], "rte": [1, 0, 0, 1]}}
+                  "labels": {"MNLI": [0, 2, 1, 1, 0, 2], "RTE": [1, 0, 0, 1]}}
 
 
 def test_parse_steps():
@@ -63,23 +63,23 @@ def test_glue_mapping_and_values(store, glue):
     root, data = glue
     summary = import_multiberts(store, root)
     assert summary["runs_added"] == 8 + 8
-    assert summary["tasks"] == ["mnli", "rte"]
+    assert summary["tasks"] == ["MNLI", "RTE"]
     assert [s["task"] for s in summary["skipped"]] == ["STS-B"]
     runs = store.runs()
-    assert sorted(runs["task"].unique()) == ["mnli", "rte"]
+    assert sorted(runs["task"].unique()) == ["MNLI", "RTE"]
     # several learning rates at 2M for MNLI -> '-lr' suffix; one for RTE -> none
-    assert sorted(runs[runs.task == "mnli"]["size"].unique()) == [
+    assert sorted(runs[runs.task == "MNLI"]["size"].unique()) == [
         "multiberts-2000k-lr2e-05", "multiberts-2000k-lr5e-05"]
-    assert sorted(runs[runs.task == "rte"]["size"].unique()) == [
+    assert sorted(runs[runs.task == "RTE"]["size"].unique()) == [
         "multiberts-1000k", "multiberts-2000k"]
-    assert store.label_list("mnli") == ["0", "1", "2"]
+    assert store.label_list("MNLI") == ["0", "1", "2"]
 
     # one MNLI run, logits: softmax applied and recorded
     name = "MNLI/release=multiberts,pretrain_id=1,n_steps=2M,lr=5e-05,ft_seed=0.tsv"
     logits = data["scores"][name]
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    gold = np.array(data["labels"]["mnli"])
-    got = store.predictions(task="mnli", size="multiberts-2000k-lr5e-05", pretrain_seed="1",
+    gold = np.array(data["labels"]["MNLI"])
+    got = store.predictions(task="MNLI", size="multiberts-2000k-lr5e-05", pretrain_seed="1",
                             finetune_seed=0)
     got = got.assign(k=got["instance_id"].astype(int)).sort_values("k")
     assert got["instance_id"].tolist() == [str(k) for k in range(N_MNLI)]
@@ -94,16 +94,16 @@ def test_glue_mapping_and_values(store, glue):
 
     # an RTE run, already probabilities: kept as they are
     name = "RTE/pretrain_id=0,n_steps=1M,ft_seed=1.tsv"
-    arrays = store.arrays("rte", "multiberts-1000k")
+    arrays = store.arrays("RTE", "multiberts-1000k")
     assert arrays.shape == (N_RTE, 2, 2)
     p = data["scores"][name]
-    gold = np.array(data["labels"]["rte"])
+    gold = np.array(data["labels"]["RTE"])
     np.testing.assert_allclose(arrays.p_correct[:, 0, 1], p[np.arange(N_RTE), gold], atol=1e-6)
     np.testing.assert_array_equal(arrays.correct[:, 0, 1], p.argmax(1) == gold)
-    assert '"scores": "probabilities"' in store.runs(task="rte", size="multiberts-1000k",
+    assert '"scores": "probabilities"' in store.runs(task="RTE", size="multiberts-1000k",
                                                      pretrain_seed="0",
                                                      finetune_seed=1)["provenance"].iloc[0]
-    inst = store.instances(task="mnli")
+    inst = store.instances(task="MNLI")
     assert inst["label"].tolist() == ["0", "2", "1", "1", "0", "2"]
     assert set(inst["split"]) == {"dev"}
 
@@ -120,11 +120,11 @@ def test_glue_import_twice_adds_nothing(store, glue):
 def test_text_labels_map_through_the_stores_label_list(store, glue):
     root, data = glue
     names = ["contradiction", "entailment", "neutral"]
-    (root / "MNLI_dev_labels").write_text("\n".join(names[g] for g in data["labels"]["mnli"]))
+    (root / "MNLI_dev_labels").write_text("\n".join(names[g] for g in data["labels"]["MNLI"]))
     import_multiberts(store, root, label_lists={"MNLI": names})
-    assert store.label_list("mnli") == names
-    arrays = store.arrays("mnli", "multiberts-2000k-lr2e-05")
-    assert arrays.labels.tolist() == data["labels"]["mnli"]
+    assert store.label_list("MNLI") == names
+    arrays = store.arrays("MNLI", "multiberts-2000k-lr2e-05")
+    assert arrays.labels.tolist() == data["labels"]["MNLI"]
     # integer labels later map onto the same classes by position
     (root / "MNLI_dev_labels").write_text("0\n2\n1\n1\n0\n2\n")
     again = import_multiberts(store, root)
@@ -183,7 +183,7 @@ def test_duplicate_runs_in_index(store, glue):
     root, data = glue
     index = pd.concat([data["index"], data["index"].iloc[[5]]])
     index.to_csv(root / "index.tsv", sep="\t", index=False)
-    _expect_error(store, root, r"index.tsv, line 19: the run \(task mnli, size multiberts-2000k-lr5e-05,"
+    _expect_error(store, root, r"index.tsv, line 19: the run \(task MNLI, size multiberts-2000k-lr5e-05,"
                   r" pretrain_id 0, ft_seed 1\) is also on line 7")
 
 
@@ -197,7 +197,7 @@ def test_bad_index_values_and_labels(store, glue):
     (root / "RTE_dev_labels").write_text("1\n0\n7\n1\n")
     _expect_error(store, root, r"RTE_dev_labels, line 3: label '7' is not in the label list")
     (root / "RTE_dev_labels").unlink()
-    _expect_error(store, root, r"RTE_dev_labels: labels file not found")
+    _expect_error(store, root, r"RTE_dev_labels: file not found")
 
 
 # ---------------------------------------------------------------------------------------

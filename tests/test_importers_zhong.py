@@ -99,15 +99,15 @@ def test_release_values(store, release):
     root, probs = release
     summary = import_zhong(store, root)
     assert summary["runs_added"] == 8
-    assert summary["tasks"]["mnli"]["instances"] == N
-    assert summary["tasks"]["mnli"]["instance_ids"] == "guid"
-    assert store.label_list("mnli") == MNLI_LABELS
+    assert summary["tasks"]["MNLI"]["instances"] == N
+    assert summary["tasks"]["MNLI"]["instance_ids"] == "guid"
+    assert store.label_list("MNLI") == MNLI_LABELS
 
-    runs = store.runs(task="mnli")
+    runs = store.runs(task="MNLI")
     assert sorted(runs["size"].unique()) == ["large", "mini"]
     assert set(runs["n_predictions"]) == {N * 4}
 
-    pred = store.predictions(task="mnli", size="large", pretrain_seed="2", finetune_seed=1)
+    pred = store.predictions(task="MNLI", size="large", pretrain_seed="2", finetune_seed=1)
     assert sorted(pred["checkpoint"].round(4).unique()) == [3.0, 3.3333, 3.6667, 4.0]
     at = pred[pred["checkpoint"].round(4) == 3.3333].set_index("instance_id")
     expected = probs[("large", "2", 1, 10)]
@@ -126,13 +126,13 @@ def test_release_values(store, release):
         assert at["correct"].iloc[i] == (expected[i].argmax() != 1)
         assert at["p_correct"].iloc[i] == pytest.approx(1 - expected[i, 1], abs=1e-6)
 
-    inst = store.instances("mnli").set_index("instance_id")
+    inst = store.instances("MNLI").set_index("instance_id")
     assert inst.loc["dev_matched-1", "split"] == "dev_matched"
     assert inst.loc["dev_matched-1", "genre"] == "fiction"
     assert inst.loc["HANS-2", "heuristic"] == "lexical_overlap"
     assert inst.loc["HANS-1", "label"] == "non-entailment"
 
-    arrays = store.arrays("mnli", "mini", checkpoint="all")
+    arrays = store.arrays("MNLI", "mini", checkpoint="all")
     assert arrays.shape == (N, 2, 2, 4)
     assert arrays.complete
 
@@ -157,7 +157,7 @@ def test_changed_run_needs_replace(store, release):
     assert snapshot(store) == before
     summary = import_zhong(store, root, replace=True)
     assert summary["runs_replaced"] == 1 and summary["runs_unchanged"] == 7
-    pred = store.predictions(task="mnli", size="mini", pretrain_seed="1", finetune_seed=1,
+    pred = store.predictions(task="MNLI", size="mini", pretrain_seed="1", finetune_seed=1,
                              checkpoint=4.0)
     assert (pred.set_index("instance_id").loc["dev_matched-0", "pred"]
             == changed[0].argmax())
@@ -173,11 +173,11 @@ def test_sst2_folds_are_concatenated(store, tmp_path):
                                      sizes=("mini",)))
     summary = import_zhong(store, root)
     assert summary["runs_added"] == 4
-    assert summary["tasks"]["sst-2"]["folds"] == 2
-    inst = store.instances("sst-2")
+    assert summary["tasks"]["SST-2"]["folds"] == 2
+    inst = store.instances("SST-2")
     assert inst["instance_id"].tolist() == [f"train-{i}" for i in range(20)]
     assert inst["fold"].astype(int).tolist() == [0] * 10 + [1] * 10
-    arrays = store.arrays("sst-2", "mini", pretrain_seeds=["2"], finetune_seeds=[2])
+    arrays = store.arrays("SST-2", "mini", pretrain_seeds=["2"], finetune_seeds=[2])
     assert arrays.shape == (20, 1, 1)
     expected = np.concatenate([fold_probs[0][("mini", "2", 2, 12)],
                                fold_probs[1][("mini", "2", 2, 12)]])
@@ -191,8 +191,8 @@ def test_fold_guid_collision_prefixes_fold(store, tmp_path):
         predict = [{"guid": f"dev-{i}", "label": "1", "text_a": "x"} for i in range(5)]
         write_task(root / "sst-2" / f"fold{k}", ["0", "1"], predict, seed=k, sizes=("mini",))
     summary = import_zhong(store, root)
-    assert summary["tasks"]["sst-2"]["instance_ids"] == "fold<k>:guid"
-    ids = store.instances("sst-2")["instance_id"].tolist()
+    assert summary["tasks"]["SST-2"]["instance_ids"] == "fold<k>:guid"
+    ids = store.instances("SST-2")["instance_id"].tolist()
     assert ids[:2] == ["fold0:dev-0", "fold0:dev-1"] and ids[5] == "fold1:dev-0"
 
 
@@ -212,11 +212,11 @@ def test_task_filter_and_single_task_folder(store, tmp_path):
                                            "text_a": "a", "text_b": "b"} for i in range(6)],
                sizes=("mini",))
     summary = import_zhong(store, root, tasks=["qqp"])
-    assert list(summary["tasks"]) == ["qqp"]
-    assert store.info()["tasks"].keys() == {"qqp"}
+    assert list(summary["tasks"]) == ["QQP"]
+    assert store.info()["tasks"].keys() == {"QQP"}
     summary = import_zhong(store, root / "mnli")
-    assert list(summary["tasks"]) == ["mnli"] and summary["runs_added"] == 4
-    expect_error(store, root, r"no task folder for \['sst-2'\]", tasks=["sst-2"])
+    assert list(summary["tasks"]) == ["MNLI"] and summary["runs_added"] == 4
+    expect_error(store, root, r"no task folder for \['SST-2'\]", tasks=["SST-2"])
 
 
 # -- correctness tensors -----------------------------------------------------------------
@@ -270,13 +270,13 @@ def release_with_tensors(tmp_path, release):
 def test_tensors_cross_checked_and_imported(store, release_with_tensors):
     root, _, c, pc = release_with_tensors
     summary = import_zhong(store, root)
-    report = summary["tasks"]["mnli"]
+    report = summary["tasks"]["MNLI"]
     assert report["runs_from_tsv"] == 8 and report["runs_from_tensors"] == 4
     assert report["checked_against_tensors"] == 4 * 4 * 2  # mini runs x epochs x tensors
     assert report["tensor_sizes_imported"] == ["base"]
     assert summary["runs_added"] == 12
 
-    pred = store.predictions(task="mnli", size="base", pretrain_seed="2", finetune_seed=1,
+    pred = store.predictions(task="MNLI", size="base", pretrain_seed="2", finetune_seed=1,
                              checkpoint=3.6667).set_index("instance_id")
     pred = pred.loc[[item["guid"] for item in mnli_predict()]]
     np.testing.assert_array_equal(pred["correct"].to_numpy(), c["base"][:, 1, 0, 2])
@@ -334,7 +334,7 @@ def test_missing_data_json_or_results(store, release):
     for tsv in (root / "qqp" / "results").iterdir():
         tsv.unlink()
     (root / "qqp" / "results").rmdir()
-    err = expect_error(store, root, r"results folder is missing", tasks=["qqp"])
+    err = expect_error(store, root, r"results folder is missing", tasks=["QQP"])
     assert str(root / "qqp" / "results") in str(err)
 
 
@@ -347,7 +347,7 @@ ROW = "0.2\t0.3\t0.5\n"
         (ROW + "0.1\t0.9\n" + ROW * (N - 2), r"line 2: the row has 2 values but label_list has 3"),
         (ROW * (N - 1) + "0.1\t0.", rf"line {N}: the row has 2 values"),
         (ROW + "0.2\tabc\t0.5\n" + ROW * (N - 2),
-         r"line 2, field 'column 2': 'abc' is not a number"),
+         r"line 2, field 'column 2': the value in column 2 is not a number"),
         ("", r"the file is empty"),
     ],
 )
@@ -412,7 +412,7 @@ def test_two_files_for_the_same_run(store, release):
 def test_two_folders_for_the_same_task(store, release, tmp_path):
     root, _ = release
     write_task(root / "MNLI", MNLI_LABELS, mnli_predict(), sizes=("mini",))
-    expect_error(store, root, r"task folders MNLI and mnli are the same task 'mnli'")
+    expect_error(store, root, r"task folders MNLI and mnli are the same task 'MNLI'")
 
 
 def test_bad_gold_label_and_unparseable_names(store, release):
@@ -464,36 +464,36 @@ def test_real_decaying_pickles(store):
     assert summary["instances"] == 5616
     assert summary["annotations_added"] == 321
     assert {t: v["instances"] for t, v in summary["tasks"].items()} == {
-        "mnli": 4232, "qqp": 854, "sst-2": 530}
+        "MNLI": 4232, "QQP": 854, "SST-2": 530}
     assert {t: v["verdicts"] for t, v in summary["tasks"].items()} == {
-        "mnli": 104, "qqp": 102, "sst-2": 115}
-    assert summary["tasks"]["qqp"]["splits"] == {
+        "MNLI": 104, "QQP": 102, "SST-2": 115}
+    assert summary["tasks"]["QQP"]["splits"] == {
         "twitter_dev": 74, "twitter_test": 38, "twitter_train": 340, "dev": 402}
-    assert summary["tasks"]["mnli"]["splits"]["dev_matched"] == 176
-    assert summary["tasks"]["mnli"]["splits"]["HANS"] == 250
+    assert summary["tasks"]["MNLI"]["splits"]["dev_matched"] == 176
+    assert summary["tasks"]["MNLI"]["splits"]["HANS"] == 250
 
     inst = store.instances()
     assert len(inst) == 5616
-    assert inst.groupby("task")["split"].value_counts()["sst-2"].to_dict() == {
+    assert inst.groupby("task")["split"].value_counts()["SST-2"].to_dict() == {
         "train": 516, "dev": 14}
     assert (inst["group"] == "treatment").sum() == 5616 // 2
-    row = inst[(inst["task"] == "qqp") & (inst["instance_id"] == "dev-37564")].iloc[0]
+    row = inst[(inst["task"] == "QQP") & (inst["instance_id"] == "dev-37564")].iloc[0]
     assert (row["split"], row["text_a"], row["text_b"], row["label"]) == (
         "dev", "How should I learn coding?", "How to learn coding?", "1")
-    hans = inst[(inst["task"] == "mnli") & (inst["instance_id"] == "HANS-25095")].iloc[0]
+    hans = inst[(inst["task"] == "MNLI") & (inst["instance_id"] == "HANS-25095")].iloc[0]
     assert (hans["label"], hans["heuristic"], hans["template"]) == (
         "entailment", "constituent", "temp59")
-    assert inst[inst["task"] == "mnli"]["label"].isin(
+    assert inst[inst["task"] == "MNLI"]["label"].isin(
         MNLI_LABELS + ["non-entailment"]).all()
-    assert store.label_list("mnli") == MNLI_LABELS
-    assert store.label_list("sst-2") == ["0", "1"]
+    assert store.label_list("MNLI") == MNLI_LABELS
+    assert store.label_list("SST-2") == ["0", "1"]
 
     ann = store.annotations(current=True)
     assert len(ann) == 321 and set(ann["annotator"]) == {"rz"}
     assert set(ann["source"]) == {"zhong-decaying"}
     assert ann["verdict"].value_counts().to_dict() == {
         "correct": 239, "reasonable": 38, "wrong": 21, "unsure": 23}
-    assert ann.groupby("task").size().to_dict() == {"mnli": 104, "qqp": 102, "sst-2": 115}
+    assert ann.groupby("task").size().to_dict() == {"MNLI": 104, "QQP": 102, "SST-2": 115}
     assert set(ann["instance_id"]) <= set(inst["instance_id"])
 
     before = snapshot(store)
@@ -514,7 +514,7 @@ def test_decaying_merges_with_release_instances(store, release, tmp_path):
         "dev_matched": (items, ["treatment", "control"], {"rz": ["Wrong", None]})})
     summary = import_zhong_decaying(store, tmp_path / "mnliLargeWorseThanMini.pkl")
     assert summary["annotations_added"] == 1
-    inst = store.instances("mnli").set_index("instance_id")
+    inst = store.instances("MNLI").set_index("instance_id")
     assert len(inst) == N
     assert inst.loc["dev_matched-0", "group"] == "treatment"
     assert inst.loc["dev_matched-1", "genre"] == "fiction"  # release field kept
@@ -528,7 +528,7 @@ def test_decaying_guid_in_two_splits_gets_split_prefix(store, tmp_path):
         "dev": ([item, {"guid": "x-2", "label": "0"}], ["treatment", "control"], {}),
         "twitter_dev": ([item], ["control"], {"rz": ["Unsure"]})})
     import_zhong_decaying(store, tmp_path / "qqpLargeWorseThanMini.pkl")
-    ids = store.instances("qqp")["instance_id"].tolist()
+    ids = store.instances("QQP")["instance_id"].tolist()
     assert ids == ["dev:x-1", "x-2", "twitter_dev:x-1"]
     assert store.annotations()["instance_id"].tolist() == ["twitter_dev:x-1"]
 
@@ -566,3 +566,55 @@ def test_malicious_decaying_pickle_does_not_run(store, tmp_path):
         import_zhong_decaying(store, tmp_path)
     assert not marker.exists()
     assert snapshot(store) == before
+
+
+# -- one name per task across importers ----------------------------------------------------
+
+
+def test_canonical_task_names():
+    from seedlab.schema import canonical_task, task_aliases
+
+    assert [canonical_task(n) for n in ("mnli", "Mnli", "MNLI", "sst-2", "sst2", "SST_2", "qqp",
+                                        "qnli", "rte", "cola", "mrpc", "sts-b", "stsb", "wnli",
+                                        "hans")] == [
+        "MNLI", "MNLI", "MNLI", "SST-2", "SST-2", "SST-2", "QQP", "QNLI", "RTE", "CoLA", "MRPC",
+        "STS-B", "STS-B", "WNLI", "HANS"]
+    # Not GLUE tasks: kept as given (the shipped study's names, the lottery's variants).
+    for name in ("sim-mnli", "sim-sst2", "rotten_tomatoes", "winogender", "MNLI_TWO",
+                 "HANS_MNLI", "mnli-mm", "tx\n"):
+        assert canonical_task(name) == name
+    assert task_aliases("sst2") == ["SST-2", "sst-2", "sst2"]
+    assert task_aliases("winogender") == ["winogender"]
+
+
+def test_importers_meet_on_one_task_name(store, release, tmp_path):
+    """Zhong's ``mnli`` folder, the decaying ``mnli...pkl``, a lottery ``MNLI`` mask folder
+    and a table with ``task`` ``mnli`` all land in the task MNLI; the name each release used
+    is kept in the runs' provenance and in the summaries."""
+    from seedlab.importers.lottery import import_lottery
+    from seedlab.importers.table import import_table
+
+    root, _ = release
+    summary = import_zhong(store, root)
+    assert summary["tasks"]["MNLI"]["released_as"] == "mnli"
+    items = [dict(x) for x in mnli_predict()[:2]]
+    write_decaying(tmp_path / "mnliLargeWorseThanMini.pkl", {
+        "dev_matched": (items, ["treatment", "control"], {"rz": ["Wrong", None]})})
+    decaying = import_zhong_decaying(store, tmp_path / "mnliLargeWorseThanMini.pkl")
+    assert decaying["tasks"]["MNLI"]["released_as"] == "mnli"
+    seed = tmp_path / "lottery" / "masks" / "heads" / "MNLI" / "seed_1"
+    seed.mkdir(parents=True)
+    np.save(seed / "head_mask.npy", np.ones((2, 2)))
+    import_lottery(store, tmp_path / "lottery")
+    table = tmp_path / "more.jsonl"
+    table.write_text(json.dumps({"task": "mnli", "size": "tiny", "pretrain_seed": 0,
+                                 "finetune_seed": 0, "instance_id": "dev_matched-0",
+                                 "probs": [0.1, 0.8, 0.1], "label": MNLI_LABELS[0]}) + "\n")
+    import_table(store, table)
+
+    assert sorted(store.tasks()["task"]) == ["MNLI"]
+    assert set(store.masks()["task"]) == {"MNLI"}
+    assert set(store.annotations()["task"]) == {"MNLI"}
+    runs = store.runs(task="MNLI")
+    released = {json.loads(p)["released_task"] for p in runs["provenance"]}
+    assert released == {"mnli"} and set(runs["size"]) == {"mini", "large", "tiny"}

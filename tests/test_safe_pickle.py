@@ -119,8 +119,23 @@ def test_corrupt_and_missing_files(tmp_path):
     with pytest.raises(InputError, match="not a readable pickle") as info:
         safe_pickle.load(path)
     assert str(path) in str(info.value)
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="absent.pkl: file not found"):
         safe_pickle.load(tmp_path / "absent.pkl")
+
+
+def test_devices_links_out_and_deep_nesting_are_refused(tmp_path):
+    """A link to /dev/zero is refused before a byte is read; with a root, a link that leads
+    out of it is refused."""
+    (tmp_path / "zero.pkl").symlink_to("/dev/zero")
+    with pytest.raises(InputError, match="zero.pkl: is not a regular file"):
+        safe_pickle.load(tmp_path / "zero.pkl")
+    outside = tmp_path / "outside.pkl"
+    outside.write_bytes(pickle.dumps([1]))
+    (tmp_path / "release").mkdir()
+    (tmp_path / "release" / "in.pkl").symlink_to(outside)
+    assert safe_pickle.load(tmp_path / "release" / "in.pkl") == [1]
+    with pytest.raises(InputError, match="leads outside the release folder"):
+        safe_pickle.load(tmp_path / "release" / "in.pkl", root=tmp_path / "release")
 
 
 def test_loads_the_real_decaying_pickles():

@@ -35,7 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     lottery = kinds.add_parser("lottery", help="Prasanna et al. (2020) masks/ and evaluate_masked/")
     lottery.add_argument("path", type=Path, help="folder holding masks/ (and evaluate_masked/)")
-    lottery.set_defaults(func=_run("seedlab.importers.lottery", "import_lottery", lambda a: {}))
+    lottery.add_argument("--replace", action="store_true",
+                         help="replace stored masks of a (setting, task) that differ")
+    lottery.set_defaults(func=_run("seedlab.importers.lottery", "import_lottery",
+                                   lambda a: {"replace": a.replace}))
 
     table = kinds.add_parser(
         "table",

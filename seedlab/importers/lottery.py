@@ -12,12 +12,15 @@ Layout (the authors' repository, folders ``masks/`` and ``evaluate_masked/``)::
 Each mask becomes rows ``(setting, task, seed, component, layer, head, kept, importance)``:
 L * H rows for a head mask, L rows (head = -1) for an MLP mask. A setting may hold only head
 masks (``heads``) or only MLP masks (``mlps``). Other files in a seed folder
-(``attn_entropy.npy``) are not masks and are ignored.
+(``attn_entropy.npy``) are not masks and are ignored. Task folders are stored under
+``schema.canonical_task`` of their name (the release already uses GLUE's spelling).
+
+Importing masks of a (setting, task) that the store already holds with other values is
+refused unless ``replace`` is given (as for runs); the same masks again change nothing.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -28,19 +31,23 @@ import pandas as pd
 
 from seedlab import schema
 from seedlab.errors import InputError
+from seedlab.importers import inputs
 from seedlab.store import Store
 
-SEED_FOLDER = re.compile(r"^seed_(-?\d+)$")
+SEED_FOLDER = re.compile(r"seed_(-?\d{1,19})")  # fullmatch: "seed_1\n" is not a seed folder
+# A mask is (layers, heads) booleans or floats; 1 GiB is far beyond any BERT.
+MASK_LIMIT = 1 << 30
 COMPONENT_DIMS = {"head": 2, "mlp": 1}
 COMPONENT_SHAPES = {"head": "(layers, heads), e.g. (12, 12)", "mlp": "(layers,), e.g. (12,)"}
 
 
-def load_mask(path: Path, component: str) -> np.ndarray:
+def load_mask(path: Path, component: str, root: Path | None = None) -> np.ndarray:
     """Load one mask file as a boolean array: ``(L, H)`` for heads, ``(L,)`` for MLPs.
 
-    float32, float64, int and bool files are accepted; every value must be 0 or 1.
+    float32, float64, int and bool files are accepted; every value must be 0 or 1. With
+    ``root``, the file (links resolved) must lie inside it.
     """
-    array = _load_npy(path)
+    array = inputs.load_npy(path, limit=MASK_LIMIT, root=root)
     _check_dims(path, array, component)
     if array.dtype.kind not in "biuf":
         raise InputError(path, f"mask has dtype {array.dtype}", expected="numbers 0 or 1")
@@ -56,9 +63,10 @@ def load_mask(path: Path, component: str) -> np.ndarray:
     return values.astype(bool)
 
 
-def load_importance(path: Path, component: str, mask_shape: tuple[int, ...]) -> np.ndarray:
+def load_importance(path: Path, component: str, mask_shape: tuple[int, ...],
+                    root: Path | None = None) -> np.ndarray:
     """Load an importance file; its shape must equal the mask's. Returns float64."""
-    array = _load_npy(path)
+    array = inputs.load_npy(path, limit=MASK_LIMIT, root=root)
     _check_dims(path, array, component)
     if array.shape != mask_shape:
         raise InputError(
@@ -99,25 +107,37 @@ def mask_rows(seed: int, component: str, kept: np.ndarray,
     })
 
 
-def read_masks(masks_root: Path) -> tuple[dict[tuple[str, str], pd.DataFrame], dict[str, Any]]:
+def read_masks(masks_root: Path, release: Path | None = None
+               ) -> tuple[dict[tuple[str, str], pd.DataFrame], dict[str, Any]]:
     """Read ``masks/<setting>/<task>/seed_<s>/``. Returns frames keyed by (setting, task) and
     counts: settings, tasks (distinct setting/task pairs), seed folders, head and MLP masks,
-    and the seed folders that held no mask file."""
+    the seed folders that held no mask file, and ``released_tasks`` (canonical task name ->
+    the folder names it was read from, where they differ). Every file must lie inside
+    ``release`` (default ``masks_root``) once links are resolved."""
+    release = release or masks_root
     frames: dict[tuple[str, str], pd.DataFrame] = {}
     counts: dict[str, Any] = {"settings": 0, "setting_tasks": 0, "seed_folders": 0,
-                              "head_masks": 0, "mlp_masks": 0, "empty_seed_folders": []}
+                              "head_masks": 0, "mlp_masks": 0, "empty_seed_folders": [],
+                              "released_tasks": {}}
     for setting_dir in sorted(p for p in masks_root.iterdir() if p.is_dir()):
         setting = _name(setting_dir, "setting")
         counts["settings"] += 1
         for task_dir in sorted(p for p in setting_dir.iterdir() if p.is_dir()):
             task = _name(task_dir, "task")
+            if task != task_dir.name:
+                counts["released_tasks"].setdefault(task, [])
+                counts["released_tasks"][task] = sorted({*counts["released_tasks"][task],
+                                                         task_dir.name})
+            if (setting, task) in frames:
+                raise InputError(task_dir, f"a second folder for task {task!r} of setting"
+                                 f" {setting!r}", expected="one folder per task")
             parts = []
             for seed_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
-                match = SEED_FOLDER.match(seed_dir.name)
-                if match is None:
+                match = SEED_FOLDER.fullmatch(seed_dir.name)
+                seed = inputs.as_int64(match.group(1)) if match else None
+                if seed is None:
                     raise InputError(seed_dir, "folder name is not a seed folder",
-                                     expected="seed_<integer>, e.g. seed_42")
-                seed = int(match.group(1))
+                                     expected="seed_<integer of at most 64 bits>, e.g. seed_42")
                 counts["seed_folders"] += 1
                 found = False
                 for component in ("head", "mlp"):
@@ -128,8 +148,8 @@ def read_masks(masks_root: Path) -> tuple[dict[tuple[str, str], pd.DataFrame], d
                             raise InputError(imp_path, "importance file without a mask beside it",
                                              expected=f"{mask_path.name} in the same folder")
                         continue
-                    kept = load_mask(mask_path, component)
-                    importance = (load_importance(imp_path, component, kept.shape)
+                    kept = load_mask(mask_path, component, release)
+                    importance = (load_importance(imp_path, component, kept.shape, release)
                                   if imp_path.exists() else None)
                     parts.append(mask_rows(seed, component, kept, importance))
                     counts[f"{component}_masks"] += 1
@@ -142,12 +162,13 @@ def read_masks(masks_root: Path) -> tuple[dict[tuple[str, str], pd.DataFrame], d
     return frames, counts
 
 
-def read_evaluations(root: Path) -> pd.DataFrame:
+def read_evaluations(root: Path, release: Path | None = None) -> pd.DataFrame:
     """Read every ``results.json`` under ``root`` (``evaluate_masked/``).
 
     ``experiment`` is the first folder below ``root``, ``variant`` the rest of the folder
     path ('' when results.json sits directly in the experiment folder). Returns columns
-    ``schema.EVALUATION_COLUMNS``.
+    ``schema.EVALUATION_COLUMNS``. Every file must lie inside ``release`` (default
+    ``root``) once links are resolved.
     """
     rows = []
     for path in sorted(root.rglob("results.json")):
@@ -156,12 +177,8 @@ def read_evaluations(root: Path) -> pd.DataFrame:
             raise InputError(path, "results.json directly under evaluate_masked/",
                              expected="evaluate_masked/<experiment>/[...]/results.json")
         experiment, variant = rel[0], "/".join(rel[1:])
-        try:
-            payload = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            line = getattr(exc, "lineno", None)
-            raise InputError(path, f"not valid JSON: {exc}", line=line,
-                             expected="{task: {metric: [mean, std]}}") from None
+        payload = inputs.read_json(path, root=release or root, limit=inputs.SIDECAR_LIMIT,
+                                   what="{task: {metric: [mean, std]}}")
         if not isinstance(payload, dict):
             raise InputError(path, f"top level is {type(payload).__name__}",
                              expected="{task: {metric: [mean, std]}}")
@@ -171,14 +188,16 @@ def read_evaluations(root: Path) -> pd.DataFrame:
                                  field=task, expected="{metric: [mean, std]}")
             for metric, value in metrics.items():
                 mean, std = _mean_std(path, task, metric, value)
-                rows.append((experiment, variant, str(task), str(metric), mean, std))
+                rows.append((experiment, variant, schema.canonical_task(str(task)), str(metric),
+                             mean, std))
     return pd.DataFrame(rows, columns=schema.EVALUATION_COLUMNS)
 
 
-def import_lottery(store: Store, path: str | Path) -> dict[str, Any]:
+def import_lottery(store: Store, path: str | Path, replace: bool = False) -> dict[str, Any]:
     """Import a bert-experiments folder (holding ``masks/`` and/or ``evaluate_masked/``), or
     a ``masks/`` folder itself. Everything is read and checked first, then written in one
-    transaction; importing the same files again changes nothing.
+    transaction; importing the same files again changes nothing. Masks of a (setting, task)
+    the store holds with other values are an InputError unless ``replace``.
 
     Returns the store's summary plus counts of what was found on disk.
     """
@@ -196,9 +215,11 @@ def import_lottery(store: Store, path: str | Path) -> dict[str, Any]:
         else:
             raise InputError(root, "holds neither masks/ nor evaluate_masked/",
                              expected="the bert-experiments folder of Prasanna et al. (2020)")
-    frames, counts = read_masks(masks_root) if masks_root else ({}, {})
-    evaluations = read_evaluations(evals_root) if evals_root else pd.DataFrame()
-    with store.transaction("lottery", str(root)) as tx:
+    frames, counts = read_masks(masks_root, root) if masks_root else ({}, {})
+    evaluations = read_evaluations(evals_root, root) if evals_root else pd.DataFrame()
+    if not replace:
+        _refuse_changed_masks(store, masks_root, frames)
+    with store.transaction("lottery", str(root), replace=replace) as tx:
         for (setting, task), frame in frames.items():
             tx.add_masks(setting, task, frame)
         if len(evaluations):
@@ -213,15 +234,52 @@ def import_lottery(store: Store, path: str | Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------
 
+MASK_KEY = ["seed", "component", "layer", "head"]
 
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise InputError(path, f"cannot be read without pickle ({exc})",
-                         expected="a plain numeric .npy array") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot be read: {exc}", expected="a .npy file") from None
+
+def _refuse_changed_masks(store: Store, masks_root: Path | None,
+                          frames: dict[tuple[str, str], pd.DataFrame]) -> None:
+    """An InputError for the first (setting, task) whose stored masks differ from ``frames``
+    (another seed set, shape, kept flag or importance). One sorted comparison of all rows,
+    not one per (setting, task): the real release has 117 of them."""
+    if not frames:
+        return
+    group = ["setting", "task"]
+    stored = store.masks(setting=sorted({s for s, _ in frames}),
+                         task=sorted({t for _, t in frames}))
+    if stored.empty:
+        return
+    stored = stored[pd.MultiIndex.from_frame(stored[group]).isin(list(frames))]
+    held = set(map(tuple, stored[group].drop_duplicates().to_numpy(dtype=object)))
+    if not held:
+        return
+    new = pd.concat([f for key, f in frames.items() if key in held], ignore_index=True)
+    sizes = [len(f) for key, f in frames.items() if key in held]
+    keys = [key for key in frames if key in held]
+    new["setting"] = np.repeat([s for s, _ in keys], sizes)
+    new["task"] = np.repeat([t for _, t in keys], sizes)
+    old_n, new_n = stored.groupby(group).size(), new.groupby(group).size()
+    counts = old_n.to_frame("old").join(new_n.to_frame("new"))
+    changed = [key for key, row in counts.iterrows() if row["old"] != row["new"]]
+    if not changed:
+        order = group + MASK_KEY
+        a = stored.sort_values(order, kind="stable").reset_index(drop=True)
+        b = new[stored.columns].sort_values(order, kind="stable").reset_index(drop=True)
+        differs = np.zeros(len(a), dtype=bool)
+        for column in MASK_KEY + ["kept"]:
+            differs |= a[column].astype(str).to_numpy() != b[column].astype(str).to_numpy()
+        ia, ib = a["importance"].to_numpy(float), b["importance"].to_numpy(float)
+        differs |= ~((ia == ib) | (np.isnan(ia) & np.isnan(ib)))
+        if differs.any():
+            first = int(np.argmax(differs))
+            changed = [(a["setting"].iloc[first], a["task"].iloc[first])]
+    if changed:
+        setting, task = changed[0]
+        folder = masks_root / setting if masks_root else setting
+        raise InputError(folder, f"the store already holds other masks for setting"
+                         f" {setting!r}, task {task!r} ({int(old_n[(setting, task)])} rows; this"
+                         f" import has {int(new_n[(setting, task)])})", field=task,
+                         expected="the same masks, or --replace to replace them")
 
 
 def _check_dims(path: Path, array: np.ndarray, component: str) -> None:
@@ -231,10 +289,12 @@ def _check_dims(path: Path, array: np.ndarray, component: str) -> None:
 
 
 def _name(folder: Path, kind: str) -> str:
+    name = schema.canonical_task(folder.name) if kind == "task" else folder.name
     try:
-        return schema.check_name(kind, folder.name)
-    except ValueError as exc:
-        raise InputError(folder, str(exc), expected=f"a {kind} folder name") from None
+        return schema.check_name(kind, name)
+    except ValueError:
+        raise InputError(folder, f"{kind} folder name {inputs.quote(name)} is not a valid name",
+                         field=kind, expected=schema.NAME_RULE) from None
 
 
 def _mean_std(path: Path, task: str, metric: str, value: Any) -> tuple[float, float]:

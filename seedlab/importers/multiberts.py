@@ -7,7 +7,8 @@ Classification layout (``example-predictions/GLUE/``)::
     <file>               TSV of class scores, one row per dev instance, one column per class
     <TASK>_dev_labels    gold label of each dev instance, one per line
 
-Mapping: task -> ``task.lower()``; size -> ``<release>-<n_steps // 1000>k`` (n_steps as
+Mapping: task -> ``schema.canonical_task(task)`` (GLUE's spelling: ``MNLI``, ``SST-2``; the
+name as released is kept in each run's provenance); size -> ``<release>-<n_steps // 1000>k`` (n_steps as
 written, e.g. ``2M`` or ``2000000``), plus ``-lr<lr>`` when a task has several learning
 rates at the same release and step count; pretrain_seed -> ``str(pretrain_id)``;
 finetune_seed -> ``ft_seed``; checkpoint -> 1.0 (the final fine-tuned model);
@@ -27,10 +28,15 @@ Coreference layout (``example-predictions/coref/<group>/``)::
 Mapping: task -> ``winogender`` with labels [occupation, other_participant]; size -> the
 group folder name (``base``, ``cda_intervention-50k`` ...); hard predictions, so p_correct
 is 0/1. See docs/formats.md.
+
+Every file the index names must lie inside the release folder (no ``..``, no absolute path,
+no link out of it); messages about those files give the line and column, never their
+content.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +45,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seedlab import schema
 from seedlab.errors import InputError
+from seedlab.importers import inputs
 from seedlab.importers.table import (
     FINAL_CHECKPOINT,
     build_run_table,
@@ -52,47 +60,61 @@ from seedlab.store import RunData, Store
 INDEX_COLUMNS = ["file", "task", "pretrain_id", "n_steps", "lr", "ft_seed", "release"]
 COREF_TASK = "winogender"
 COREF_LABELS = ["occupation", "other_participant"]
-STEPS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
+STEPS = re.compile(r"\s*(\d{1,15}(?:\.\d{1,15})?)\s*([kKmM]?)\s*")
+# A score or prediction file has one row per instance; a row of class scores as text
+# (one number of at most BYTES_PER_NUMBER bytes per class) is bounded by this many classes.
+MAX_COLUMNS = 4096
+TEXT_LIMIT = 1 << 30
 
 
 def parse_steps(value: str) -> int | None:
     """'2M' -> 2_000_000, '200k' -> 200_000, '2000000' -> 2_000_000; None if unreadable."""
-    match = STEPS.match(str(value))
+    match = STEPS.fullmatch(str(value))
     if match is None:
         return None
     number = float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[match.group(2).lower()]
     return round(number)
 
 
-def read_matrix(path: Path, *, delimiter: str | None = "\t",
-                what: str = "class scores") -> np.ndarray:
+def read_matrix(path: Path, *, delimiter: str | None = "\t", what: str = "class scores",
+                root: Path | None = None, rows: int | None = None,
+                columns: int = MAX_COLUMNS) -> np.ndarray:
     """A rectangular numeric text file as a (rows, columns) float array.
 
-    Ragged rows, non-numbers and NaN are InputErrors naming the line.
+    Ragged rows, non-numbers and NaN are InputErrors naming the line and column (never the
+    content: the file may be one a release only refers to). The file must be a regular file
+    inside ``root`` (when given) of at most the bytes ``rows`` x ``columns`` numbers take as
+    text.
     """
-    if not path.is_file():
-        raise InputError(path, "file not found", expected=f"a file of {what}")
+    inputs.regular_file(path, root=root, what=f"a file of {what}")
+    limit = ((rows + 1) * (columns * inputs.BYTES_PER_NUMBER + 2) + 4096 if rows is not None
+             else TEXT_LIMIT)
+    data = inputs.read_bytes(path, limit=min(limit, TEXT_LIMIT), what=f"a file of {what}")
+    text = inputs.decode(path, data, f"a text file of {what}")
+    if not text.strip():
+        raise InputError(path, "the file is empty", expected=f"a table of {what}")
     try:
-        matrix = np.loadtxt(path, delimiter=delimiter, ndmin=2, dtype=np.float64)
+        matrix = np.loadtxt(text.splitlines(), delimiter=delimiter, ndmin=2, dtype=np.float64)
     except ValueError:
         matrix = None
     if matrix is None:  # find the offending line for the message
         width = None
-        for number, text in enumerate(path.read_text().splitlines(), start=1):
-            if not text.strip():
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
                 continue
-            cells = text.strip("\n").split(delimiter) if delimiter else text.split()
+            cells = line.split(delimiter) if delimiter else line.split()
             if width is None:
                 width = len(cells)
             if len(cells) != width:
                 raise InputError(path, f"{len(cells)} values where line 1 has {width}",
                                  line=number, expected=f"the same number of {what} on every"
                                  " line")
-            for cell in cells:
+            for column, cell in enumerate(cells, start=1):
                 try:
                     float(cell)
                 except ValueError:
-                    raise InputError(path, f"{cell!r} is not a number", line=number,
+                    raise InputError(path, f"the value in column {column} is not a number",
+                                     line=number, field=f"column {column}",
                                      expected=what) from None
         raise InputError(path, "cannot be read", expected=f"a tab-separated table of {what}")
     bad = ~np.isfinite(matrix)
@@ -102,35 +124,39 @@ def read_matrix(path: Path, *, delimiter: str | None = "\t",
     return matrix
 
 
-def _read_tsv(path: Path, what: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(path, "file not found", expected=what)
+def _read_tsv(path: Path, what: str, root: Path | None = None) -> pd.DataFrame:
+    text = inputs.read_text(path, limit=TEXT_LIMIT, root=root, what=what)
+    if not text.strip():
+        raise InputError(path, "the file is empty", expected=what)
     try:
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot be parsed: {exc}", expected=what) from None
+        frame = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise InputError(path, f"cannot be parsed: {str(exc)[:200]}", expected=what) from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.columns.duplicated().any():
+        raise InputError(path, f"two columns named {frame.columns[frame.columns.duplicated()][0]!r}",
+                         line=1, expected="distinct column names")
     return frame
 
 
 def _integer(path: Path, frame: pd.DataFrame, column: str, what: str) -> np.ndarray:
-    numbers = pd.to_numeric(frame[column], errors="coerce")
-    bad = (numbers.isna() | (numbers % 1 != 0)).to_numpy()
+    numbers = [inputs.as_int64(v) for v in frame[column]]
+    bad = np.array([v is None for v in numbers], dtype=bool)
     if bad.any():
         i = int(np.argmax(bad))
-        raise InputError(path, f"{column} {frame[column].iloc[i]!r} is not an integer",
-                         line=i + 2, field=column, expected=what)
-    return numbers.to_numpy().astype(np.int64)
+        raise InputError(path, f"{column} {inputs.quote(frame[column].iloc[i])} is not an"
+                         " integer of at most 64 bits", line=i + 2, field=column, expected=what)
+    return np.asarray(numbers, dtype=np.int64)
 
 
-def _read_labels(path: Path) -> list[str]:
+def _read_labels(path: Path, root: Path) -> list[str]:
     """Gold labels, one per line; integral numbers are normalised ('1.0' -> '1')."""
-    if not path.is_file():
-        raise InputError(path, "labels file not found",
-                         expected="<TASK>_dev_labels beside index.tsv, one gold label per line")
-    lines = path.read_text().splitlines()
+    lines = inputs.read_text(path, limit=TEXT_LIMIT, root=root, what="<TASK>_dev_labels beside"
+                             " index.tsv, one gold label per line").splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
+    if not lines:
+        raise InputError(path, "the file is empty", expected="one gold label per line")
     labels = []
     for number, text in enumerate(lines, start=1):
         value = text.strip()
@@ -141,8 +167,8 @@ def _read_labels(path: Path) -> list[str]:
         except ValueError:
             labels.append(value)
             continue
-        if np.isnan(as_float):
-            raise InputError(path, "NaN label", line=number, expected="a gold label")
+        if not np.isfinite(as_float):
+            raise InputError(path, "NaN or infinite label", line=number, expected="a gold label")
         labels.append(str(int(as_float)) if as_float.is_integer() else value)
     return labels
 
@@ -181,7 +207,7 @@ def import_glue(store: Store, root: Path, *, replace: bool = False,
                 label_lists: dict[str, Sequence[str]] | None = None) -> dict[str, Any]:
     """Import a folder holding ``index.tsv``. See the module docstring for the mapping."""
     index_path = root / "index.tsv"
-    index = _read_tsv(index_path, "a tab-separated index with a header row")
+    index = _read_tsv(index_path, "a tab-separated index with a header row", root)
     absent = [c for c in INDEX_COLUMNS if c not in index.columns]
     if absent:
         raise InputError(index_path, f"missing column(s): {', '.join(absent)}", field=absent[0],
@@ -196,19 +222,21 @@ def import_glue(store: Store, root: Path, *, replace: bool = False,
     pretrain = _integer(index_path, index, "pretrain_id", "an integer pretraining seed")
     finetune = _integer(index_path, index, "ft_seed", "an integer fine-tuning seed")
     steps = [parse_steps(v) for v in index["n_steps"]]
-    lrs = pd.to_numeric(index["lr"], errors="coerce").to_numpy()
+    lrs = np.array([np.nan if v is None else v
+                    for v in (inputs.as_finite(x) for x in index["lr"])], dtype=np.float64)
     for i in range(len(index)):
         if steps[i] is None:
-            raise InputError(index_path, f"n_steps {index['n_steps'].iloc[i]!r} is not a step"
+            raise InputError(index_path, f"n_steps {inputs.quote(index['n_steps'].iloc[i])} is"
+                             " not a step"
                              " count", line=i + 2, field="n_steps",
                              expected="a number of pretraining steps, e.g. 2000000, 2M, 200k")
         if np.isnan(lrs[i]):
-            raise InputError(index_path, f"lr {index['lr'].iloc[i]!r} is not a number",
+            raise InputError(index_path, f"lr {inputs.quote(index['lr'].iloc[i])} is not a"
+                             " finite number",
                              line=i + 2, field="lr", expected="a learning rate, e.g. 2e-05")
     releases = [r.strip() or "multiberts" for r in index["release"]]
     given_tasks = [t.strip() for t in index["task"]]
-    tasks = [check_name(index_path, "task", t.lower(), line=i + 2)
-             for i, t in enumerate(given_tasks)]
+    tasks = [check_name(index_path, "task", t, line=i + 2) for i, t in enumerate(given_tasks)]
     base_sizes = [f"{rel}-{s // 1000}k" for rel, s in zip(releases, steps)]
     n_lr = pd.DataFrame({"t": tasks, "b": base_sizes, "lr": lrs}).groupby(["t", "b"])[
         "lr"].transform("nunique").to_numpy()
@@ -222,17 +250,18 @@ def import_glue(store: Store, root: Path, *, replace: bool = False,
                              line=i + 2, expected="each run once in the index")
         seen[key] = i + 2
 
-    label_lists = {k.lower(): [str(x) for x in v] for k, v in (label_lists or {}).items()}
+    label_lists = {schema.canonical_task(k): [str(x) for x in v]
+                   for k, v in (label_lists or {}).items()}
     skipped: list[dict[str, str]] = []
     task_labels: dict[str, tuple[Path, list[str]]] = {}
     for given in dict.fromkeys(given_tasks):
         path = root / f"{given}_dev_labels"
-        labels = _read_labels(path)
+        labels = _read_labels(path, root)
         if _is_regression(labels):
             skipped.append({"task": given, "reason": "regression (non-integer gold labels):"
                             " seedlab stores classification predictions"})
             continue
-        task_labels[given.lower()] = (path, labels)
+        task_labels[schema.canonical_task(given)] = (path, labels)
 
     runs: list[RunData] = []
     resolved: dict[str, list[str]] = {}
@@ -242,7 +271,7 @@ def import_glue(store: Store, root: Path, *, replace: bool = False,
             continue
         labels_path, labels = task_labels[task]
         score_path = root / row.file
-        scores = read_matrix(score_path)
+        scores = read_matrix(score_path, root=root, rows=len(labels))
         if len(scores) != len(labels):
             raise InputError(score_path, f"{len(scores)} rows but {labels_path.name} has"
                              f" {len(labels)} labels", expected="one row of class scores per"
@@ -264,6 +293,7 @@ def import_glue(store: Store, root: Path, *, replace: bool = False,
             model=f"{releases[i]} pretrain_id={int(pretrain[i])} n_steps={steps[i]}",
             hyperparameters={"lr": float(lrs[i]), "n_steps": steps[i]},
             provenance={"file": str(row.file), "index_line": i + 2, "release": releases[i],
+                        "released_task": given_tasks[i],
                         "scores": kind, "softmax_applied": kind == "logits"},
         ))
 
@@ -316,12 +346,15 @@ def _pick(path: Path, frame: pd.DataFrame, names: Sequence[str], what: str) -> s
 
 
 def import_coref_group(store: Store, folder: Path, tx_runs: list[RunData],
-                       instances: dict[str, pd.DataFrame], task: str = COREF_TASK) -> None:
-    """Read one coreference group folder; append its runs and instances (nothing written)."""
+                       instances: dict[str, pd.DataFrame], task: str = COREF_TASK,
+                       release: Path | None = None) -> None:
+    """Read one coreference group folder; append its runs and instances (nothing written).
+    Its files must lie inside ``release`` (default ``folder``) once links are resolved."""
+    release = release or folder
     size = check_name(folder, "size", folder.name)
     run_path, label_path, preds_path = (folder / "run_info.tsv", folder / "label_info.tsv",
                                         folder / "preds.tsv")
-    run_info = _read_tsv(run_path, "run_info.tsv with a header row")
+    run_info = _read_tsv(run_path, "run_info.tsv with a header row", release)
     pre_col = _pick(run_path, run_info, ["pretrain_seed", "pretrain_id"], "pretraining seed")
     ft_col = _pick(run_path, run_info, ["finetune_seed", "ft_seed"], "fine-tuning seed")
     name_col = next((c for c in run_info.columns if _unnamed(c)),
@@ -337,7 +370,7 @@ def import_coref_group(store: Store, folder: Path, tx_runs: list[RunData],
                              expected="each run once")
         seen[key] = i + 2
 
-    label_info = _read_tsv(label_path, "label_info.tsv with a header row")
+    label_info = _read_tsv(label_path, "label_info.tsv with a header row", release)
     if "answer" not in label_info.columns:
         raise InputError(label_path, "no answer column", field="answer",
                          expected="answer: the gold referent, 0 = occupation, 1 = other"
@@ -352,7 +385,8 @@ def import_coref_group(store: Store, folder: Path, tx_runs: list[RunData],
     ids = (label_info[id_col].astype(str).tolist() if id_col
            else [str(k) for k in range(len(label_info))])
 
-    preds = read_matrix(preds_path, delimiter=None, what="predicted referents (0 or 1)")
+    preds = read_matrix(preds_path, delimiter=None, what="predicted referents (0 or 1)",
+                        root=release, rows=len(run_info), columns=len(label_info))
     if preds.shape != (len(run_info), len(label_info)):
         raise InputError(preds_path, f"shape {preds.shape}",
                          expected=f"({len(run_info)}, {len(label_info)}): one row per run in"
@@ -392,7 +426,7 @@ def import_coref(store: Store, root: Path, *, replace: bool = False,
     runs: list[RunData] = []
     instances: dict[str, pd.DataFrame] = {}
     for folder in groups:
-        import_coref_group(store, folder, runs, instances, task)
+        import_coref_group(store, folder, runs, instances, task, root)
     with store.transaction("multiberts", str(root), replace=replace) as tx:
         ensure_task(tx, store, task, COREF_LABELS, str(root))
         for name, frame in instances.items():

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from seedlab.errors import InputError
+from seedlab.importers import inputs
 
 EXPECTED = ("only builtin containers (dict, list, tuple, set, frozenset), str, bytes, numbers,"
             " None and numpy arrays, scalars or dtypes")
@@ -142,16 +143,20 @@ def loads(data: bytes, source: str | Path = "<bytes>") -> Any:
     except InputError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, MemoryError, OverflowError, UnicodeDecodeError) as exc:
+            IndexError, KeyError, MemoryError, OverflowError, UnicodeDecodeError,
+            RecursionError) as exc:
         raise InputError(source, f"not a readable pickle: {type(exc).__name__}: {exc}",
                          expected=EXPECTED) from None
 
 
-def load(path: str | Path) -> Any:
-    """Unpickle the file at ``path`` admitting only the allowlisted globals."""
+# A pickle is read whole before it is unpickled; the releases' largest is 40 MB.
+PICKLE_LIMIT = 4 << 30
+
+
+def load(path: str | Path, *, root: str | Path | None = None) -> Any:
+    """Unpickle the file at ``path`` admitting only the allowlisted globals. The file must be
+    a regular file of at most ``PICKLE_LIMIT`` bytes (inside ``root`` when given)."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    data = inputs.read_bytes(path, limit=PICKLE_LIMIT, root=Path(root) if root else None,
+                             what="a pickle file")
     return loads(data, source=path)

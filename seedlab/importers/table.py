@@ -30,12 +30,15 @@ import pyarrow.parquet as pq
 
 from seedlab import schema
 from seedlab.errors import InputError
+from seedlab.importers import inputs
 from seedlab.store import RunData, Store, Transaction
 
 FINAL_CHECKPOINT = 1.0
 PROB_TOLERANCE = 1e-3
 LONG_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
                  ".jsonl": "jsonl", ".ndjson": "jsonl"}
+# Class indices are stored as int32; no task has more classes than this.
+MAX_CLASSES = 1 << 20
 INSTANCE_FIELDS = ["split", "text_a", "text_b"]
 
 
@@ -123,16 +126,36 @@ def ensure_task(tx: Transaction, store: Store, task: str, label_list: Sequence[s
 
 
 def check_name(path: Path, kind: str, value: Any, **where: Any) -> str:
-    """``value`` as a task or size name, or an InputError naming the file and place."""
+    """``value`` as a task, size or seed name, or an InputError naming the file and place.
+    A task name is first made canonical (``schema.canonical_task``: ``mnli`` -> ``MNLI``)."""
+    if not isinstance(value, str):
+        raise InputError(path, f"{kind} {inputs.quote(value)} is a {type(value).__name__}",
+                         field=where.pop("field", kind), expected=f"a {kind} name as text",
+                         **where)
+    name = schema.canonical_task(value) if kind == "task" else value
     try:
-        return schema.check_name(kind, str(value))
-    except ValueError as exc:
-        raise InputError(path, str(exc), field=where.pop("field", kind), **where) from None
+        return schema.check_name(kind, name)
+    except ValueError:
+        raise InputError(path, f"{kind} {inputs.quote(name)} is not a valid name",
+                         field=where.pop("field", kind), expected=schema.NAME_RULE,
+                         **where) from None
+
+
+def check_label_list(path: Path, value: Any, field: str = "label_list") -> list[str]:
+    """A list of distinct class names (text or integers) as text, or an InputError."""
+    if (not isinstance(value, list) or not value or len(value) > MAX_CLASSES
+            or not all(isinstance(x, str) or (isinstance(x, int) and not isinstance(x, bool))
+                       for x in value)
+            or len({str(x) for x in value}) != len(value)):
+        raise InputError(path, f"{field} is {inputs.quote(value)}", field=field,
+                         expected='a list of distinct class names, index = class, e.g. ["0", "1"]')
+    return [str(x) for x in value]
 
 
 def seed_label(value: Any) -> str:
     """A pretraining seed as text: integral numbers without '.0'."""
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+    if (isinstance(value, (float, np.floating)) and math.isfinite(value)
+            and float(value).is_integer()):
         return str(int(value))
     if isinstance(value, (int, np.integer)):
         return str(int(value))
@@ -177,24 +200,34 @@ def read_long(path: Path) -> tuple[pd.DataFrame, _Located]:
     if kind is None:
         raise InputError(path, f"unknown file type {path.suffix!r}",
                          expected="a .csv, .tsv, .parquet, .jsonl, .npy or .npz file")
+    inputs.regular_file(path, what=f"a {kind.upper()} file")
+    inputs.check_size(path, inputs.TABLE_LIMIT, f"a {kind.upper()} file")
     if kind in ("csv", "tsv"):
+        _check_utf8_lines(path)
         try:
             frame = pd.read_csv(path, sep="," if kind == "csv" else "\t", dtype=str,
-                                keep_default_na=False, na_values=[""])
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise InputError(path, f"cannot be parsed: {exc}",
+                                keep_default_na=False, na_values=[""], encoding="utf-8")
+        except pd.errors.EmptyDataError:
+            raise InputError(path, "the file is empty",
+                             expected=f"a {kind.upper()} file with a header row") from None
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            raise InputError(path, f"cannot be parsed: {str(exc)[:200]}",
                              expected=f"a {kind.upper()} file with a header row") from None
         lines = np.arange(len(frame)) + 2
     elif kind == "jsonl":
         records, numbers = [], []
-        with open(path, encoding="utf-8") as handle:
-            for number, text in enumerate(handle, start=1):
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                text = inputs.decode(path, raw, "UTF-8 JSON lines", line=number)
                 if not text.strip():
                     continue
                 try:
-                    record = json.loads(text)
+                    record = json.loads(text, parse_constant=_refuse_constant)
                 except json.JSONDecodeError as exc:
                     raise InputError(path, f"not valid JSON: {exc.msg}", line=number,
+                                     expected="one JSON object per line") from None
+                except (ValueError, RecursionError) as exc:
+                    raise InputError(path, f"not valid JSON: {exc}", line=number,
                                      expected="one JSON object per line") from None
                 if not isinstance(record, dict):
                     raise InputError(path, f"a {type(record).__name__}, not an object",
@@ -206,12 +239,33 @@ def read_long(path: Path) -> tuple[pd.DataFrame, _Located]:
     else:
         try:
             frame = pq.read_table(path).to_pandas()
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(path, f"cannot be read as Parquet: {exc}",
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise InputError(path, f"cannot be read as Parquet: {str(exc)[:200]}",
                              expected="a Parquet file") from None
         lines = np.arange(len(frame))
     frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.columns.duplicated().any():
+        name = frame.columns[frame.columns.duplicated()][0]
+        raise InputError(path, f"two columns named {inputs.quote(name)}", field=name,
+                         expected="distinct column names")
     return frame.reset_index(drop=True), _Located(path, kind, lines)
+
+
+def _refuse_constant(constant: str) -> float:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _check_utf8_lines(path: Path) -> None:
+    """Read a text table line by line; a byte that is not UTF-8 is an error naming its line
+    (pandas would only give a byte offset)."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(path, f"byte {exc.start + 1} of the line is not UTF-8"
+                                 f" ({exc.reason})", line=number,
+                                 expected="UTF-8 text") from None
 
 
 def _missing(values: pd.Series) -> np.ndarray:
@@ -224,7 +278,7 @@ def _json_list(value: Any) -> list | None:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             return None
     if isinstance(value, np.ndarray):
         value = value.tolist()
@@ -232,12 +286,13 @@ def _json_list(value: Any) -> list | None:
 
 
 def _parse_probs(value: Any) -> list[float] | None:
+    """Class probabilities as finite floats; None for anything else (NaN included: with a
+    NaN, ``min(p) < 0`` and ``abs(sum(p) - 1) > tol`` are both false)."""
     value = _json_list(value)
-    if not value:
+    if not value or len(value) > MAX_CLASSES:
         return None
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        return None
-    return [float(v) for v in value]
+    numbers = [inputs.as_finite(v) if not isinstance(v, str) else None for v in value]
+    return None if any(v is None for v in numbers) else numbers
 
 
 def _infer_label_list(golds: list[str], n_classes: int) -> list[str]:
@@ -252,16 +307,23 @@ def _infer_label_list(golds: list[str], n_classes: int) -> list[str]:
     return names
 
 
-def _sidecar_label_lists(sidecar: dict, task: str) -> list[str] | None:
-    if isinstance(sidecar.get("label_lists"), dict) and task in sidecar["label_lists"]:
-        return [str(x) for x in sidecar["label_lists"][task]]
+def _sidecar_label_lists(sidecar: dict, task: str, path: Path | None = None
+                         ) -> list[str] | None:
+    """The label list the sidecar gives ``task`` (its ``label_lists`` entry under any
+    spelling of the task, else its ``label_list``), or None."""
+    lists = sidecar.get("label_lists")
+    if isinstance(lists, dict):
+        for name, value in lists.items():
+            if schema.canonical_task(str(name)) == task:
+                return check_label_list(path, value, f"label_lists.{name}")
     if "label_list" in sidecar:
-        return [str(x) for x in sidecar["label_list"]]
+        return check_label_list(path, sidecar["label_list"])
     return None
 
 
 def import_long(store: Store, path: Path, *, task: str | None = None, size: str | None = None,
-                sidecar: dict | None = None, replace: bool = False) -> dict[str, Any]:
+                sidecar: dict | None = None, replace: bool = False,
+                sidecar_path: Path | None = None) -> dict[str, Any]:
     """Import a long table (see the module docstring). Returns the store's summary."""
     frame, loc = read_long(path)
     sidecar = sidecar or {}
@@ -274,9 +336,11 @@ def import_long(store: Store, path: Path, *, task: str | None = None, size: str 
                                  field=name, expected=f"a {name} column or --{name} NAME")
             frame[name] = value
         elif value is not None:
-            other = ~frame[name].astype(str).eq(value).to_numpy()
-            loc.first(other, lambda i, n=name, v=value: f"{n} {frame[n].iloc[i]!r} but --{n} {v!r}",
-                      name, f"the {name} given on the command line, or no --{name}")
+            same = schema.canonical_task if name == "task" else str
+            other = ~frame[name].map(lambda v, f=same: f(str(v))).eq(same(value)).to_numpy()
+            loc.first(other, lambda i, n=name, v=value: f"{n} {inputs.quote(frame[n].iloc[i])}"
+                      f" but --{n} {v!r}", name,
+                      f"the {name} given on the command line, or no --{name}")
     required = ["task", "size", "pretrain_seed", "finetune_seed", "instance_id"]
     absent = [c for c in required if c not in frame.columns]
     if "probs" not in frame.columns and "pred" not in frame.columns:
@@ -288,22 +352,25 @@ def import_long(store: Store, path: Path, *, task: str | None = None, size: str 
         loc.first(_missing(frame[column]), lambda i, c=column: f"{c} is empty", column,
                   "a value in every row")
 
-    tasks = [check_name(path, "task", t) for t in frame["task"].astype(str)]
-    sizes = [check_name(path, "size", s) for s in frame["size"].astype(str)]
-    frame["task"], frame["size"] = tasks, sizes
-    frame["pretrain_seed"] = [seed_label(v) for v in frame["pretrain_seed"]]
+    released_tasks = frame["task"].copy()
+    frame["task"] = [_checked(loc, i, "task", v) for i, v in enumerate(frame["task"])]
+    frame["size"] = [_checked(loc, i, "size", v) for i, v in enumerate(frame["size"])]
+    tasks = frame["task"].tolist()
+    frame["pretrain_seed"] = [_checked(loc, i, "pretraining seed", seed_label(v), "pretrain_seed")
+                              for i, v in enumerate(frame["pretrain_seed"])]
     frame["instance_id"] = [seed_label(v) for v in frame["instance_id"]]
-    ft = pd.to_numeric(frame["finetune_seed"], errors="coerce")
-    loc.first(ft.isna() | (ft % 1 != 0),
-              lambda i: f"finetune_seed {frame['finetune_seed'].iloc[i]!r} is not an integer",
-              "finetune_seed", "an integer seed")
-    frame["finetune_seed"] = ft.astype(np.int64)
+    ft = [inputs.as_int64(v) for v in frame["finetune_seed"]]
+    loc.first(np.array([v is None for v in ft]),
+              lambda i: f"finetune_seed {inputs.quote(frame['finetune_seed'].iloc[i])} is not an"
+              " integer of at most 64 bits", "finetune_seed", "an integer seed")
+    frame["finetune_seed"] = np.asarray(ft, dtype=np.int64)
     if "checkpoint" in frame.columns:
-        ck = frame["checkpoint"].where(~_missing(frame["checkpoint"]), FINAL_CHECKPOINT)
-        ck = pd.to_numeric(ck, errors="coerce")
-        loc.first(ck.isna(), lambda i: f"checkpoint {frame['checkpoint'].iloc[i]!r} is not a"
-                  " number", "checkpoint", "a number (1.0 = the final checkpoint)")
-        frame["checkpoint"] = ck.astype(np.float64)
+        ck = [FINAL_CHECKPOINT if gone else inputs.as_finite(v)
+              for v, gone in zip(frame["checkpoint"], _missing(frame["checkpoint"]))]
+        loc.first(np.array([v is None for v in ck]),
+                  lambda i: f"checkpoint {inputs.quote(frame['checkpoint'].iloc[i])} is not a"
+                  " finite number", "checkpoint", "a number (1.0 = the final checkpoint)")
+        frame["checkpoint"] = np.asarray(ck, dtype=np.float64)
     else:
         frame["checkpoint"] = FINAL_CHECKPOINT
     key = ["task", "size", "pretrain_seed", "finetune_seed", "checkpoint", "instance_id"]
@@ -319,25 +386,26 @@ def import_long(store: Store, path: Path, *, task: str | None = None, size: str 
     if "probs" in frame.columns:
         probs_rows = [_parse_probs(v) for v in frame["probs"]]
         loc.first(np.array([p is None for p in probs_rows]),
-                  lambda i: f"probs {frame['probs'].iloc[i]!r} is not a list of numbers",
-                  "probs", "a JSON array of class probabilities, e.g. [0.1, 0.9]")
+                  lambda i: f"probs {inputs.quote(frame['probs'].iloc[i])} is not a list of"
+                  " finite numbers", "probs",
+                  "a JSON array of class probabilities, e.g. [0.1, 0.9]")
         bad = np.array([min(p) < 0 or abs(sum(p) - 1) > PROB_TOLERANCE for p in probs_rows])
         loc.first(bad, lambda i: f"probs {probs_rows[i]} do not form a distribution", "probs",
                   "non-negative class probabilities summing to 1")
         n_classes = np.array([len(p) for p in probs_rows])
     else:
-        pred_num = pd.to_numeric(frame["pred"], errors="coerce")
-        loc.first(pred_num.isna() | (pred_num % 1 != 0) | (pred_num < 0),
-                  lambda i: f"pred {frame['pred'].iloc[i]!r} is not a class index", "pred",
-                  "an integer index into the label list (0 = first class)")
-        pred = pred_num.to_numpy(dtype=np.int64)
+        pred_num = [inputs.as_int64(v) for v in frame["pred"]]
+        loc.first(np.array([v is None or not 0 <= v < MAX_CLASSES for v in pred_num]),
+                  lambda i: f"pred {inputs.quote(frame['pred'].iloc[i])} is not a class index",
+                  "pred", "an integer index into the label list (0 = first class)")
+        pred = np.asarray(pred_num, dtype=np.int64)
         n_classes = pred + 1
         if "p_correct" in frame.columns:
-            pc = pd.to_numeric(frame["p_correct"], errors="coerce")
-            loc.first(pc.isna() | (pc < 0) | (pc > 1),
-                      lambda i: f"p_correct {frame['p_correct'].iloc[i]!r} is not a probability",
-                      "p_correct", "a number between 0 and 1")
-            p_correct = pc.to_numpy(dtype=np.float64)
+            pc = [inputs.as_finite(v) for v in frame["p_correct"]]
+            loc.first(np.array([v is None or not 0 <= v <= 1 for v in pc]),
+                      lambda i: f"p_correct {inputs.quote(frame['p_correct'].iloc[i])} is not a"
+                      " probability", "p_correct", "a number between 0 and 1")
+            p_correct = np.asarray(pc, dtype=np.float64)
 
     # gold labels
     if "label" in frame.columns:
@@ -361,10 +429,14 @@ def import_long(store: Store, path: Path, *, task: str | None = None, size: str 
     label_lists: dict[str, list[str]] = {}
     for name in sorted(set(tasks)):
         rows = (frame["task"] == name).to_numpy()
-        given = _sidecar_label_lists(sidecar, name)
+        given = _sidecar_label_lists(sidecar, name, sidecar_path)
         if given is None and "label_list" in frame.columns:
             first = frame.loc[rows, "label_list"].iloc[0]
             given = _parse_label_list(first)
+            if given is None:
+                raise loc.error(int(np.argmax(rows)), f"label_list {inputs.quote(first)} is not"
+                                " a list", "label_list", 'a JSON array of class names, e.g.'
+                                ' ["0", "1"]')
         row = store._task_row(name)
         if given is None and row is not None and row["label_list"]:
             given = row["label_list"]
@@ -402,9 +474,13 @@ def import_long(store: Store, path: Path, *, task: str | None = None, size: str 
             kwargs["pred"] = pred[rows]
             kwargs["p_correct"] = p_correct[rows] if p_correct is not None else None
         table = build_run_table(frame["instance_id"].to_numpy()[rows], gold[rows], **kwargs)
+        released = sorted({str(v) for v in released_tasks.to_numpy()[rows]})
         runs.append(RunData(task=t, size=s, pretrain_seed=p, finetune_seed=int(f), table=table,
-                            source=str(path), provenance={"file": str(path), "format": loc.kind,
-                            "scores": "probs" if probs_rows is not None else "pred"}))
+                            source=str(path), provenance={
+                                "file": str(path), "format": loc.kind,
+                                "scores": "probs" if probs_rows is not None else "pred",
+                                "released_task": released[0] if len(released) == 1
+                                else released}))
 
     with store.transaction("table", str(path), replace=replace) as tx:
         for name, labels in label_lists.items():
@@ -421,6 +497,16 @@ def import_long(store: Store, path: Path, *, task: str | None = None, size: str 
     return dict(tx.summary)
 
 
+def _checked(loc: _Located, i: int, kind: str, value: Any, field: str | None = None) -> str:
+    """``check_name`` of row ``i``, the error naming the row's line."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        value = str(value)
+    try:
+        return check_name(loc.path, kind, value)
+    except InputError as exc:
+        raise loc.error(i, exc.problem, field=field or kind, expected=exc.expected) from None
+
+
 def _parse_label_list(value: Any) -> list[str] | None:
     value = _json_list(value)
     return [str(x) for x in value] if value is not None else None
@@ -431,17 +517,11 @@ def _parse_label_list(value: Any) -> list[str] | None:
 
 
 def _load_arrays(path: Path) -> dict[str, np.ndarray]:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise InputError(path, f"cannot be read without pickle ({exc})",
-                         expected="plain numeric arrays") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot be read: {exc}", expected="a .npy or .npz file") from None
-    if isinstance(loaded, np.ndarray):
-        return {"scores": loaded}
-    with loaded:
-        arrays = {name: loaded[name] for name in loaded.files}
+    """The arrays of a .npy (as ``scores``) or .npz file; every header is checked against
+    the file size, and object or string arrays refused, before data is read."""
+    if path.suffix.lower() == ".npy":
+        return {"scores": inputs.load_npy(path)}
+    arrays = inputs.load_npz(path)
     known = {"correct", "p_correct", "probs"}
     if not known & set(arrays):
         raise InputError(path, f"holds {sorted(arrays)}", field="correct",
@@ -465,11 +545,7 @@ def find_sidecar(path: Path, sidecar: str | Path | None) -> Path:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        payload = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"not valid JSON: {exc.msg}", line=exc.lineno,
-                         expected="a JSON object") from None
+    payload = inputs.read_json(path, limit=inputs.SIDECAR_LIMIT, what="a JSON sidecar")
     if not isinstance(payload, dict):
         raise InputError(path, f"a {type(payload).__name__}", expected="a JSON object")
     return payload
@@ -498,13 +574,16 @@ def import_arrays(store: Store, path: Path, *, task: str | None = None, size: st
         return meta[name]
 
     for name, value in (("task", task), ("size", size)):
-        if value is not None and name in meta and str(meta[name]) != value:
-            raise InputError(side_path, f"{name} is {meta[name]!r} but --{name} {value!r}",
-                             field=name, expected=f"the same {name}, or no --{name}")
+        same = schema.canonical_task if name == "task" else str
+        if value is not None and name in meta and same(str(meta[name])) != same(value):
+            raise InputError(side_path, f"{name} is {inputs.quote(meta[name])} but --{name}"
+                             f" {value!r}", field=name, expected=f"the same {name}, or no --{name}")
         if value is not None:
             meta[name] = value
-    task_name = check_name(side_path, "task", field("task", required=True))
-    size_name = check_name(side_path, "size", field("size", required=True))
+    released_task = field("task", required=True)
+    task_name = check_name(side_path, "task", released_task)
+    size = field("size", required=True)
+    size_name = check_name(side_path, "size", str(size) if isinstance(size, int) else size)
 
     if "scores" in arrays:
         scores = arrays.pop("scores")
@@ -521,6 +600,9 @@ def import_arrays(store: Store, path: Path, *, task: str | None = None, size: st
         arrays[kind] = values
     base = arrays.get("correct", arrays.get("p_correct"))
     probs = arrays.get("probs")
+    if probs is not None and probs.ndim not in (4, 5):
+        raise InputError(path, f"array 'probs' has shape {probs.shape}", field="probs",
+                         expected="(N, P, F[, E], classes)")
     if base is None:
         base = probs[..., 0]
     shape = base.shape
@@ -549,20 +631,30 @@ def import_arrays(store: Store, path: Path, *, task: str | None = None, size: st
                              expected=f"a list of {length} {what} (array shape {shape})")
         return value
 
-    pretrain_seeds = [seed_label(s) for s in axis("pretrain_seeds", p, None, "pretraining seeds")]
+    pretrain_raw = axis("pretrain_seeds", p, None, "pretraining seeds")
+    pretrain_seeds = [
+        check_name(side_path, "pretraining seed",
+                   seed_label(s) if isinstance(s, (int, float)) and not isinstance(s, bool) else s,
+                   field="pretrain_seeds")
+        for s in pretrain_raw]
     finetune_raw = axis("finetune_seeds", f, None, "fine-tuning seeds")
-    if not all(isinstance(s, int) or (isinstance(s, str) and s.lstrip("-").isdigit())
-               for s in finetune_raw):
-        raise InputError(side_path, f"finetune_seeds {finetune_raw} are not all integers",
-                         field="finetune_seeds", expected="integer seeds")
-    finetune_seeds = [int(s) for s in finetune_raw]
+    finetune_seeds = [inputs.as_int64(s) for s in finetune_raw]
+    if any(s is None for s in finetune_seeds):
+        bad = finetune_raw[finetune_seeds.index(None)]
+        raise InputError(side_path, f"finetune_seeds holds {inputs.quote(bad)}",
+                         field="finetune_seeds", expected="integer seeds of at most 64 bits")
     checkpoints = axis("checkpoints", e, [FINAL_CHECKPOINT] if len(shape) == 3 else None,
                        "checkpoints")
-    if not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in checkpoints):
-        raise InputError(side_path, f"checkpoints {checkpoints} are not numbers",
-                         field="checkpoints", expected="numbers (1.0 = the final checkpoint)")
-    instance_ids = [seed_label(i) for i in axis("instance_ids", n,
-                                                [str(i) for i in range(n)], "instances")]
+    if any(isinstance(c, str) or inputs.as_finite(c) is None for c in checkpoints):
+        raise InputError(side_path, f"checkpoints {inputs.quote(checkpoints)} are not all"
+                         " finite numbers", field="checkpoints",
+                         expected="numbers (1.0 = the final checkpoint)")
+    checkpoints = [float(c) for c in checkpoints]
+    ids_raw = axis("instance_ids", n, [str(i) for i in range(n)], "instances")
+    if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids_raw):
+        raise InputError(side_path, "instance_ids holds a value that is not text or an"
+                         " integer", field="instance_ids", expected="instance ids")
+    instance_ids = [seed_label(i) for i in ids_raw]
     for name, values in (("pretrain_seeds", pretrain_seeds), ("finetune_seeds", finetune_seeds),
                          ("checkpoints", checkpoints), ("instance_ids", instance_ids)):
         if len(set(values)) != len(values):
@@ -572,10 +664,7 @@ def import_arrays(store: Store, path: Path, *, task: str | None = None, size: st
     labels_raw = field("labels")
     label_list = field("label_list")
     if label_list is not None:
-        if not isinstance(label_list, list) or not label_list:
-            raise InputError(side_path, f"label_list is {label_list!r}", field="label_list",
-                             expected="a list of class names, index = class")
-        label_list = [str(x) for x in label_list]
+        label_list = check_label_list(side_path, label_list)
     gold = np.full(n, -1, dtype=np.int64)
     gold_names: list[str | None] = [None] * n
     if labels_raw is not None:
@@ -589,6 +678,9 @@ def import_arrays(store: Store, path: Path, *, task: str | None = None, size: st
                 [str(x) for x in labels_raw], probs.shape[-1] if probs is not None else 0))
         lookup = label_index(label_list)
         for i, value in enumerate(labels_raw):
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise InputError(side_path, f"labels[{i}] is a {type(value).__name__}",
+                                 field="labels", expected="class names or their indices")
             name = str(value)
             if name not in lookup and isinstance(value, int) and 0 <= value < len(label_list):
                 name = label_list[value]
@@ -688,7 +780,8 @@ def import_arrays(store: Store, path: Path, *, task: str | None = None, size: st
             runs.append(RunData(task=task_name, size=size_name, pretrain_seed=pseed,
                                 finetune_seed=fseed, table=table, source=str(path),
                                 provenance={"file": str(path), "sidecar": str(side_path),
-                                            "scores": scores_kind}))
+                                            "scores": scores_kind,
+                                            "released_task": released_task}))
     if not runs:
         raise InputError(path, "every run is NaN", expected="at least one run with values")
 
@@ -720,8 +813,7 @@ def import_table(store: Store, path: str | Path, task: str | None = None,
     ``label_lists: {task: [...]}``. Returns the store's summary of what changed.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found", expected="an existing file")
+    inputs.regular_file(path, what="a .csv, .tsv, .parquet, .jsonl, .npy or .npz file")
     if path.suffix.lower() in (".npy", ".npz"):
         return import_arrays(store, path, task=task, size=size, sidecar=sidecar,
                              replace=replace)
@@ -731,4 +823,5 @@ def import_table(store: Store, path: str | Path, task: str | None = None,
         if not side_path.exists():
             raise InputError(side_path, "sidecar not found", expected="a JSON file")
         side = _read_json(side_path)
-    return import_long(store, path, task=task, size=size, sidecar=side, replace=replace)
+    return import_long(store, path, task=task, size=size, sidecar=side, replace=replace,
+                       sidecar_path=side_path)

@@ -16,7 +16,6 @@ is left as it was. Pickles are read with ``seedlab.importers.safe_pickle``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,25 +27,32 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from seedlab import schema
 from seedlab.errors import InputError
-from seedlab.importers import safe_pickle
+from seedlab.importers import inputs, safe_pickle
+from seedlab.importers.table import check_name
 from seedlab.store import RunData, Store
 
 RELEASE_KIND = "zhong"
 DECAYING_KIND = "zhong-decaying"
 
 MNLI_LABELS = ["contradiction", "entailment", "neutral"]
-# Label lists of the decaying tasks, as the release's data.json gives them (GLUE's order).
-DECAYING_LABELS = {"mnli": MNLI_LABELS, "qqp": ["0", "1"], "sst-2": ["0", "1"]}
+# Label lists of the decaying tasks, as the release's data.json gives them (GLUE's order),
+# by canonical task name.
+DECAYING_LABELS = {"MNLI": MNLI_LABELS, "QQP": ["0", "1"], "SST-2": ["0", "1"]}
 # HANS gold labels are two-way; the MNLI model is three-way. "non-entailment" is right when
 # the model predicts anything but "entailment" (Zhong et al.'s utils.correctness).
 NON_ENTAILMENT = "non-entailment"
 EXTRA_FIELDS = ("genre", "heuristic", "subcase", "template", "category")
 VERDICTS = {"correct", "reasonable", "wrong", "unsure"}
 GROUPS = {"treatment", "control"}
+# Keys of a predict item (or a decaying instance) that are the importer's own columns.
+RESERVED_KEYS = {"instance_id", "task", "split", "fold", "extra"}
 
+# Used with fullmatch: a name ending in a newline is not a result file.
 RESULT_NAME = re.compile(
-    r"^s(?P<size>[A-Za-z0-9_]+?)p(?P<p>[A-Za-z0-9_.+-]+?)f(?P<f>\d+)epoch(?P<epoch>\d+)over3\.tsv$"
+    r"s(?P<size>[A-Za-z0-9_]+?)p(?P<p>[A-Za-z0-9_.+-]+?)f(?P<f>\d{1,18})epoch(?P<epoch>\d{1,4})"
+    r"over3\.tsv"
 )
 # The correctness tensors' last axis: checkpoints after 9/3, 10/3, 11/3 and 12/3 epochs.
 TENSOR_EPOCHS = (9, 10, 11, 12)
@@ -70,26 +76,35 @@ def checkpoint_of(epoch: int) -> float:
 
 def decaying_task_name(path: Path) -> str:
     """``mnliLargeWorseThanMini.pkl`` -> ``mnli``, ``sst-2LargeWorseThanMini.pkl`` -> ``sst-2``:
-    the leading lower-case part of the file name."""
-    match = re.match(r"^([a-z0-9][a-z0-9_.+-]*)", path.stem)
+    the leading lower-case part of the file name, as the release spells it (the task is
+    stored under ``schema.canonical_task`` of it)."""
+    match = re.match(r"([a-z0-9][a-z0-9_.+-]*)", path.stem)
     if not match:
         raise InputError(path, "cannot tell the task from the file name",
                          expected="a name such as mnliLargeWorseThanMini.pkl")
     return match.group(1).rstrip(".")
 
 
+def task_name(path: Path, released: str, **where: Any) -> str:
+    """The canonical name of a task the release calls ``released`` (``mnli`` -> ``MNLI``;
+    names that are no GLUE task are lower-cased, as this importer always did)."""
+    return check_name(path, "task", schema.canonical_task(released.lower()), **where)
+
+
 @dataclass
 class _DecayingFile:
     path: Path
     task: str
+    released_task: str
     instances: pd.DataFrame
     annotations: pd.DataFrame
     splits: dict[str, int]
 
 
-def _read_decaying(path: Path) -> _DecayingFile:
-    task = decaying_task_name(path)
-    data = safe_pickle.load(path)
+def _read_decaying(path: Path, root: Path | None) -> _DecayingFile:
+    released = decaying_task_name(path)
+    task = task_name(path, released)
+    data = safe_pickle.load(path, root=root)
     if not isinstance(data, dict):
         raise InputError(path, f"the pickle holds a {type(data).__name__}",
                          expected="a dict {split: (data_list, group_list, annotations)}")
@@ -103,7 +118,9 @@ def _read_decaying(path: Path) -> _DecayingFile:
                              expected="(data_list, group_list, annotations)")
         items, groups, annotations = value
         if not isinstance(items, list) or not isinstance(groups, list):
-            raise InputError(path, "data_list and group_list must be lists", field=where)
+            raise InputError(path, "data_list and group_list must be lists", field=where,
+                             expected="(data_list, group_list, annotations), two lists and a"
+                             " dict")
         if len(items) != len(groups):
             raise InputError(path, f"{len(items)} instances but {len(groups)} groups",
                              field=where, expected="one group for each instance")
@@ -111,6 +128,10 @@ def _read_decaying(path: Path) -> _DecayingFile:
             raise InputError(path, "annotations is not a dict", field=f"{where}[2]",
                              expected="{} or {'rz': [verdict or None, ...]}")
         for annotator, marks in annotations.items():
+            if not inputs.is_person_name(annotator):
+                raise InputError(path, f"annotator name {inputs.quote(annotator)} is not a name",
+                                 field=f"{where}[2]", expected="the annotator's name, e.g. 'rz'"
+                                 " (non-empty text, at most 100 characters)")
             if not isinstance(marks, list) or len(marks) != len(items):
                 raise InputError(path, f"annotator {annotator!r} has"
                                  f" {len(marks) if isinstance(marks, list) else 'no'} verdicts"
@@ -122,9 +143,10 @@ def _read_decaying(path: Path) -> _DecayingFile:
             if not isinstance(item, dict) or not isinstance(item.get("guid"), str):
                 raise InputError(path, "an instance is not a dict with a string guid",
                                  field=field_name, expected="{'guid', 'label', 'text_a', ...}")
-            if group not in GROUPS:
-                raise InputError(path, f"group {group!r} is not known", field=f"{where}[1][{i}]",
-                                 expected="'treatment' or 'control'")
+            if not isinstance(group, str) or group not in GROUPS:
+                raise InputError(path, f"group {inputs.quote(group)} is not known",
+                                 field=f"{where}[1][{i}]", expected="'treatment' or 'control'")
+            _check_item(path, item, field_name)
             row = {"split": str(split), "guid": item["guid"], "text_a": item.get("text_a"),
                    "text_b": item.get("text_b"), "label": _label_text(item.get("label")),
                    "group": group}
@@ -150,7 +172,7 @@ def _read_decaying(path: Path) -> _DecayingFile:
          "annotator": [a for _, a, _ in verdicts], "verdict": [v for _, _, v in verdicts],
          "note": ""}
     )
-    return _DecayingFile(path, task, frame, ann, splits)
+    return _DecayingFile(path, task, released, frame, ann, splits)
 
 
 def _decaying_ids(path: Path, frame: pd.DataFrame) -> pd.Series:
@@ -168,6 +190,33 @@ def _decaying_ids(path: Path, frame: pd.DataFrame) -> pd.Series:
 
 def _label_text(label: Any) -> str | None:
     return None if label is None else str(label)
+
+
+def _check_item(path: Path, item: dict, where: str) -> None:
+    """An instance of a release (a predict item, a decaying instance): text fields are text,
+    the gold label text or an integer, other fields JSON scalars, no key the importer uses
+    for its own columns."""
+    for key, value in item.items():
+        if not isinstance(key, str):
+            raise InputError(path, f"key {inputs.quote(key)} is not text", field=where,
+                             expected="text keys")
+        if key in RESERVED_KEYS:
+            raise InputError(path, f"key {key!r} is one seedlab sets itself", field=f"{where}.{key}",
+                             expected="no key named " + ", ".join(sorted(RESERVED_KEYS)))
+        if value is None:
+            continue
+        integer = (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+                   and inputs.is_json_scalar(value))
+        if key in ("text_a", "text_b"):
+            ok, expected = isinstance(value, str), "text"
+        elif key in ("guid", "label"):
+            ok, expected = isinstance(value, str) or integer, "text or an integer"
+        else:
+            ok = inputs.is_json_scalar(value)
+            expected = "text, a number or true/false"
+        if not ok:
+            raise InputError(path, f"{key} is a {type(value).__name__}", field=f"{where}.{key}",
+                             expected=expected)
 
 
 def _check_labels(path: Path, task: str, labels: pd.Series, label_list: list[str]) -> None:
@@ -197,12 +246,15 @@ def import_zhong_decaying(store: Store, path: str | Path) -> dict[str, Any]:
     elif path.is_file():
         files = [path]
     else:
-        raise InputError(path, "no such file or folder")
-    parsed = [_read_decaying(f) for f in files]
+        raise InputError(path, "no such file or folder",
+                         expected="the decaying/ folder or one of its .pkl files")
+    parsed = [_read_decaying(f, path if path.is_dir() else None) for f in files]
     label_lists: dict[str, list[str]] = {}
     for item in parsed:
         known = store._task_row(item.task)
-        if known is not None:
+        if item.task in label_lists:
+            labels = label_lists[item.task]
+        elif known is not None:
             labels = list(known["label_list"])
         elif item.task in DECAYING_LABELS:
             labels = DECAYING_LABELS[item.task]
@@ -222,7 +274,8 @@ def import_zhong_decaying(store: Store, path: str | Path) -> dict[str, Any]:
             tx.add_instances(item.task, item.instances)
             if not item.annotations.empty:
                 tx.add_annotations(item.annotations)
-            entry = tasks.setdefault(item.task, {"instances": 0, "verdicts": 0, "splits": {}})
+            entry = tasks.setdefault(item.task, {"instances": 0, "verdicts": 0, "splits": {},
+                                                 "released_as": item.released_task})
             entry["instances"] += len(item.instances)
             entry["verdicts"] += len(item.annotations)
             entry["splits"].update(item.splits)
@@ -242,6 +295,7 @@ class _Fold:
     label_list: list[str]
     predict: list[dict]
     results: dict[tuple[str, str, int, int], Path]  # (size, p, f, epoch) -> file
+    root: Path  # the release folder every file must lie in
 
 
 @dataclass
@@ -268,21 +322,16 @@ class _TaskPlan:
         yield from _tensor_runs(self)
 
 
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot read the file: {exc}") from None
+def _load_json(path: Path, root: Path) -> Any:
+    return inputs.read_json(path, root=root)
 
 
-def _read_fold(folder: Path, fold: int | None, need_results: bool) -> _Fold:
+def _read_fold(folder: Path, fold: int | None, need_results: bool, root: Path) -> _Fold:
     data_path = folder / "data.json"
     if not data_path.is_file():
         raise InputError(data_path, "data.json is missing",
                          expected="<task>/data.json with label_list, train and predict")
-    data = _load_json(data_path)
+    data = _load_json(data_path, root)
     if not isinstance(data, dict):
         raise InputError(data_path, "the file is not a JSON object",
                          expected="keys label_list, train, predict")
@@ -291,9 +340,11 @@ def _read_fold(folder: Path, fold: int | None, need_results: bool) -> _Fold:
             raise InputError(data_path, f"key {key!r} is missing", field=key,
                              expected="keys label_list, train, predict")
     label_list = data["label_list"]
-    if not isinstance(label_list, list) or len(label_list) < 2:
-        raise InputError(data_path, "label_list is not a list of at least two labels",
-                         field="label_list")
+    if (not isinstance(label_list, list) or len(label_list) < 2
+            or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in label_list)
+            or len({str(x) for x in label_list}) != len(label_list)):
+        raise InputError(data_path, "label_list is not a list of at least two distinct labels",
+                         field="label_list", expected='class names, e.g. ["0", "1"]')
     predict = data["predict"]
     if not isinstance(predict, list) or not all(isinstance(x, dict) for x in predict):
         raise InputError(data_path, "predict is not a list of objects", field="predict",
@@ -304,10 +355,12 @@ def _read_fold(folder: Path, fold: int | None, need_results: bool) -> _Fold:
         for tsv in sorted(results_dir.iterdir()):
             if tsv.suffix != ".tsv":
                 continue
-            match = RESULT_NAME.match(tsv.name)
+            match = RESULT_NAME.fullmatch(tsv.name)
             if not match:
                 raise InputError(tsv, "the file name does not name a run",
                                  expected="s{size}p{pretrain seed}f{finetune seed}epoch{i}over3.tsv")
+            check_name(tsv, "size", match["size"], field="file name")
+            check_name(tsv, "pretraining seed", match["p"], field="file name")
             key = (match["size"], match["p"], int(match["f"]), int(match["epoch"]))
             if key in results:
                 raise InputError(tsv, f"the same run and epoch as {results[key]} (size {key[0]},"
@@ -318,7 +371,7 @@ def _read_fold(folder: Path, fold: int | None, need_results: bool) -> _Fold:
         raise InputError(results_dir, "the results folder is missing",
                          expected="<task>/results/s{size}p{p}f{f}epoch{i}over3.tsv files,"
                                   " or correctness/<task>.pkl beside the task folders")
-    return _Fold(folder, fold, [str(x) for x in label_list], predict, results)
+    return _Fold(folder, fold, [str(x) for x in label_list], predict, results, root)
 
 
 def _task_folders(root: Path, tasks: list[str] | None) -> list[Path]:
@@ -335,18 +388,18 @@ def _task_folders(root: Path, tasks: list[str] | None) -> list[Path]:
                  if p.is_dir() and p.name not in SKIPPED_FOLDERS and not p.name.startswith(".")
                  and is_task(p)]
     if tasks:
-        wanted = {t.lower() for t in tasks}
-        unknown = wanted - {p.name.lower() for p in found}
+        wanted = {schema.canonical_task(t.lower()) for t in tasks}
+        unknown = wanted - {schema.canonical_task(p.name.lower()) for p in found}
         if unknown:
             raise InputError(root, f"no task folder for {sorted(unknown)}",
                              expected=f"one of {[p.name for p in found]}")
-        found = [p for p in found if p.name.lower() in wanted]
+        found = [p for p in found if schema.canonical_task(p.name.lower()) in wanted]
     if not found:
         raise InputError(root, "no task folder found",
                          expected="<task>/data.json and <task>/results/ (SST-2: <task>/fold0..4/)")
     names: dict[str, Path] = {}
     for p in found:
-        task = p.name.lower()
+        task = task_name(p, p.name)
         if task in names:
             raise InputError(p, f"task folders {names[task].name} and {p.name} are the same task"
                              f" {task!r}", expected="one folder per task")
@@ -368,7 +421,7 @@ def _pickle_paths(root: Path, task_folder: Path) -> tuple[Path | None, Path | No
 
 
 def _plan_task(root: Path, folder: Path) -> _TaskPlan:
-    task = folder.name.lower()
+    task = task_name(folder, folder.name)
     correctness_path, correctness_p_path = _pickle_paths(root, folder)
     need_results = correctness_path is None
     fold_dirs = sorted((p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"fold\d+", p.name)),
@@ -376,29 +429,31 @@ def _plan_task(root: Path, folder: Path) -> _TaskPlan:
     if fold_dirs and (folder / "data.json").exists():
         raise InputError(folder, "the folder has both data.json and fold folders",
                          expected="either <task>/data.json or <task>/fold<k>/data.json")
-    folds = ([_read_fold(p, int(p.name[4:]), need_results) for p in fold_dirs] if fold_dirs
-             else [_read_fold(folder, None, need_results)])
+    folds = ([_read_fold(p, int(p.name[4:]), need_results, root) for p in fold_dirs]
+             if fold_dirs else [_read_fold(folder, None, need_results, root)])
     label_list = folds[0].label_list
     for fold in folds[1:]:
         if fold.label_list != label_list:
             raise InputError(fold.folder / "data.json", f"label_list {fold.label_list} differs"
                              f" from {label_list} in {folds[0].folder / 'data.json'}",
                              field="label_list", expected="the same labels in every fold")
-    if task == "hans" and NON_ENTAILMENT in label_list:
+    if task == "HANS" and NON_ENTAILMENT in label_list:
         # The predictions come from the 3-way MNLI model: its classes are the columns.
         label_list = MNLI_LABELS
 
     instances, gold = _release_instances(task, folds, label_list)
     plan = _TaskPlan(task, folder, label_list, instances, gold, folds,
-                     _run_epochs(folds), _hyperparameters(folder),
+                     _run_epochs(folds), _hyperparameters(folder, root),
                      correctness_path, correctness_p_path)
     by_guid = bool((instances["instance_id"] == instances["guid"]).all())
-    plan.report = {"instances": len(instances), "folds": len(fold_dirs) or None,
+    plan.report = {"released_as": folder.name, "instances": len(instances),
+                   "folds": len(fold_dirs) or None,
                    "instance_ids": "guid" if by_guid else "fold<k>:guid"}
     if correctness_path:
-        plan.correctness = _read_tensor(correctness_path, plan)
+        plan.correctness = _read_tensor(correctness_path, plan, correctness_path.parent.parent)
     if correctness_p_path:
-        plan.correctness_p = _read_tensor(correctness_p_path, plan)
+        plan.correctness_p = _read_tensor(correctness_p_path, plan,
+                                          correctness_p_path.parent.parent)
     _check_tensors(plan)
     tsv_sizes = {size for size, _, _ in plan.tsv_runs}
     plan.report.update(
@@ -421,6 +476,7 @@ def _release_instances(task: str, folds: list[_Fold], label_list: list[str]
         data_path = fold.folder / "data.json"
         seen: set[str] = set()
         for i, item in enumerate(fold.predict):
+            _check_item(data_path, item, f"predict[{i}]")
             guid = item.get("guid")
             guid = str(i) if guid is None else str(guid)
             if guid in seen:
@@ -453,24 +509,29 @@ def _release_instances(task: str, folds: list[_Fold], label_list: list[str]
     return frame, np.asarray(gold, dtype=np.int64)
 
 
-def _hyperparameters(folder: Path) -> dict[str, Any]:
+def _hyperparameters(folder: Path, root: Path) -> dict[str, Any]:
     path = folder / "size2hyperparam.json"
     if not path.exists():
         return {}
-    data = _load_json(path)
+    data = _load_json(path, root)
     return data if isinstance(data, dict) else {}
 
 
 # -- result TSVs ---------------------------------------------------------------------------
 
 
-def read_probabilities(path: Path, n_labels: int, n_rows: int, data_path: Path) -> np.ndarray:
+def read_probabilities(path: Path, n_labels: int, n_rows: int, data_path: Path,
+                       root: Path | None = None) -> np.ndarray:
     """Read one ``results/*.tsv``: ``(n_rows, n_labels)`` float64 class probabilities.
 
     Raises ``InputError`` naming the file and line for a ragged, truncated or non-numeric
     row, NaN or negative values, rows that do not sum to 1 (within 1e-3), and a row count
-    other than the ``n_rows`` predict items of ``data_path``.
+    other than the ``n_rows`` predict items of ``data_path``. The file must be a regular
+    file (inside ``root`` when given) of at most the bytes that many numbers take as text.
     """
+    inputs.regular_file(path, root=root, what="a result TSV")
+    limit = _tsv_limit(n_rows, n_labels)
+    inputs.check_size(path, limit, f"a TSV of {n_rows} x {n_labels} probabilities")
     try:
         table = pacsv.read_csv(
             path,
@@ -480,7 +541,7 @@ def read_probabilities(path: Path, n_labels: int, n_rows: int, data_path: Path) 
                 column_types={f"f{i}": pa.float64() for i in range(n_labels)}),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise _locate_tsv_error(path, n_labels, exc) from None
+        raise _locate_tsv_error(path, n_labels, exc, limit) from None
     if table.num_columns != n_labels:
         raise InputError(path, f"rows have {table.num_columns} columns but label_list has"
                          f" {n_labels} labels", line=1,
@@ -503,12 +564,18 @@ def read_probabilities(path: Path, n_labels: int, n_rows: int, data_path: Path) 
     return probs
 
 
-def _locate_tsv_error(path: Path, n_labels: int, exc: Exception) -> InputError:
-    """Scan the file line by line (only after a fast read failed) for the bad line."""
+def _tsv_limit(n_rows: int, n_labels: int) -> int:
+    return (n_rows + 1) * (n_labels * inputs.BYTES_PER_NUMBER + 2) + 4096
+
+
+def _locate_tsv_error(path: Path, n_labels: int, exc: Exception, limit: int) -> InputError:
+    """Scan the file line by line (only after a fast read failed) for the bad line; reads at
+    most ``limit`` bytes."""
     try:
-        text = path.read_text(errors="replace")
-    except OSError as err:
-        return InputError(path, f"cannot read the file: {err}")
+        text = inputs.decode(path, inputs.read_bytes(path, limit=limit, what="a result TSV"),
+                             "tab-separated numbers")
+    except InputError as err:
+        return err
     if not text.strip():
         return InputError(path, "the file is empty", expected="one row of probabilities per"
                           " predict item")
@@ -524,9 +591,11 @@ def _locate_tsv_error(path: Path, n_labels: int, exc: Exception) -> InputError:
             try:
                 float(value)
             except ValueError:
-                return InputError(path, f"{value!r} is not a number", line=lineno,
-                                  field=f"column {col}", expected="a probability")
-    return InputError(path, f"cannot read the file as tab-separated numbers: {exc}")
+                # The release names this file, the user did not: say where, not what.
+                return InputError(path, f"the value in column {col} is not a number",
+                                  line=lineno, field=f"column {col}", expected="a probability")
+    return InputError(path, f"cannot read the file as tab-separated numbers: {exc}",
+                      expected="one row of probabilities per predict item")
 
 
 def _probs_list(probs: np.ndarray) -> pa.Array:
@@ -587,7 +656,8 @@ def _tsv_runs(plan: _TaskPlan) -> Iterator[RunData]:
         for epoch in epochs:
             paths = [fold.results[(size, p, f, epoch)] for fold in plan.folds]
             probs = np.concatenate([
-                read_probabilities(path, n_labels, len(fold.predict), fold.folder / "data.json")
+                read_probabilities(path, n_labels, len(fold.predict), fold.folder / "data.json",
+                                   root=fold.root)
                 for path, fold in zip(paths, plan.folds)])
             files += [str(path) for path in paths]
             pred, correct, p_correct = score(probs, plan.gold, plan.label_list)
@@ -601,7 +671,8 @@ def _tsv_runs(plan: _TaskPlan) -> Iterator[RunData]:
             task=plan.task, size=size, pretrain_seed=p, finetune_seed=f,
             table=pa.concat_tables(parts), source=RELEASE_KIND, model=_model(size),
             hyperparameters=_hyper(plan, size),
-            provenance={"file": files[0], "files": files, "format": "zhong results tsv"},
+            provenance={"file": files[0], "files": files, "format": "zhong results tsv",
+                        "released_task": plan.folder.name},
         )
 
 
@@ -636,9 +707,9 @@ def _cross_check(plan: _TaskPlan, size: str, p: str, f: int, epoch: int, correct
 # -- correctness tensors -------------------------------------------------------------------
 
 
-def _read_tensor(path: Path, plan: _TaskPlan) -> dict[str, np.ndarray]:
+def _read_tensor(path: Path, plan: _TaskPlan, root: Path) -> dict[str, np.ndarray]:
     """``correctness[_p]/<task>.pkl``: ``{size: (N, P, F, 4)}`` or ``({size: ...}, predict)``."""
-    data = safe_pickle.load(path)
+    data = safe_pickle.load(path, root=root)
     predicts = None
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], dict):
         data, predicts = data
@@ -660,7 +731,18 @@ def _read_tensor(path: Path, plan: _TaskPlan) -> dict[str, np.ndarray]:
                                  expected="the predict items of data.json, in order")
     out: dict[str, np.ndarray] = {}
     for size, array in data.items():
-        array = np.asarray(array)
+        if not isinstance(size, str):
+            raise InputError(path, f"size key {inputs.quote(size)} is not text", field="size",
+                             expected="{size name: array}")
+        check_name(path, "size", size, field=size)
+        try:
+            array = np.asarray(array)
+        except (ValueError, TypeError):  # ragged nested lists
+            raise InputError(path, f"size {size!r} is a ragged nested list", field=size,
+                             expected="a rectangular array (N, P, F, 4)") from None
+        if array.dtype.kind not in "biuf":
+            raise InputError(path, f"size {size!r} holds {array.dtype} values",
+                             field=str(size), expected="numbers")
         if array.ndim != 4 or array.shape[0] != n or array.shape[3] != len(TENSOR_EPOCHS):
             raise InputError(path, f"size {size!r} has shape {array.shape}; {plan.folder} has"
                              f" {n} predict items", field=str(size),
@@ -732,6 +814,7 @@ def _tensor_runs(plan: _TaskPlan) -> Iterator[RunData]:
                     source=RELEASE_KIND, model=_model(size), hyperparameters=_hyper(plan, size),
                     provenance={"file": str(plan.correctness_path), "files": files,
                                 "format": "zhong correctness tensor", "tensor_index": [pi, fi],
+                                "released_task": plan.folder.name,
                                 "pred": "the gold index where correct, else -1 (unknown)",
                                 "probs": "unknown (empty)"},
                 )
