@@ -12,9 +12,10 @@ import pandas as pd
 import streamlit as st
 
 from seedlab import annotate as an
+from seedlab.analyses import AccuracyQuery, QueueQuery
 from seedlab.errors import StoreError
 from seedlab.figures import annotate as fig_annotate
-from seedlab.ui.data import annotation_queue, current_data, instance_accuracy
+from seedlab.ui.data import annotation_queue, current_data, instance_accuracy, query
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import (
@@ -109,9 +110,7 @@ accuracy = None
 if sizes:
     try:
         with st.spinner("Computing each instance's accuracy per size..."):
-            accuracy = instance_accuracy(data, task, sizes, selection.pretrain_seeds,
-                                         selection.finetune_seeds, selection.checkpoint_arg,
-                                         split_arg)
+            accuracy = instance_accuracy(data, query(selection, AccuracyQuery, split=split_arg))
     except StoreError as exc:
         st.warning(f"Accuracies per size are not available: {exc}")
 try:
@@ -119,14 +118,13 @@ try:
         if accuracy is None or small not in accuracy or large not in accuracy:
             st.info(f"No predictions for {small} and {large} with the selected seeds.")
             st.stop()
-        queue = annotation_queue(data, task, sizes, selection.pretrain_seeds,
-                                 selection.finetune_seeds, selection.checkpoint_arg, split_arg,
-                                 small, large, min_drop, blind, control_ratio, control_seed)
+        queue = annotation_queue(data, query(
+            selection, QueueQuery, split=split_arg, small=small, large=large,
+            min_drop=min_drop, blind=blind, control_ratio=control_ratio, seed=control_seed))
     else:
-        queue = annotation_queue(data, task, sizes, selection.pretrain_seeds,
-                                 selection.finetune_seeds, selection.checkpoint_arg, split_arg,
-                                 None, None, blind=blind, control_ratio=control_ratio,
-                                 seed=control_seed)
+        queue = annotation_queue(data, query(
+            selection, QueueQuery, split=split_arg, blind=blind, control_ratio=control_ratio,
+            seed=control_seed))
 except StoreError as exc:
     st.info(str(exc))
     st.stop()

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from seedlab import schema, stats
+from seedlab.align import align_instances
 from seedlab.errors import InputError, StoreError
 from seedlab.store import Store
 
@@ -63,29 +64,30 @@ def instance_accuracy(
     (pretraining x fine-tuning seeds) of that size.
 
     ``store``: a ``Store``, or anything with its ``arrays`` method (the dashboard passes its
-    cached ``seedlab.ui.data.Data``). Returns a frame indexed by ``instance_id`` with one float column per size that has runs
-    with those seeds (sizes without runs are left out), in the order given. Instances are
-    those predicted by every kept size.
+    cached ``seedlab.ui.data.Data``). Returns a frame indexed by ``instance_id`` with one
+    float column per size that has runs with those seeds (sizes without runs are left
+    out), in the order given. Instances are those predicted by every kept size
+    (``seedlab.align.align_instances``), in the first kept size's order.
     """
-    columns: dict[str, pd.Series] = {}
+    loaded = []
     for size in sizes:
         try:
-            arrays = store.arrays(task, size, pretrain_seeds=pretrain_seeds,
-                                  finetune_seeds=finetune_seeds, checkpoint=checkpoint,
-                                  split=split)
+            loaded.append(store.arrays(task, size, pretrain_seeds=pretrain_seeds,
+                                       finetune_seeds=finetune_seeds, checkpoint=checkpoint,
+                                       split=split))
         except StoreError:
             continue
-        correct = arrays.correct.reshape(len(arrays.instance_ids), -1)  # (N, runs)
+    if not loaded:
+        return pd.DataFrame(index=pd.Index([], name="instance_id", dtype=str))
+    aligned = align_instances(loaded)
+    columns: dict[str, np.ndarray] = {}
+    for arrays in aligned.arrays:
+        correct = arrays.correct.reshape(len(aligned), -1)  # (N, runs)
         with np.errstate(invalid="ignore"):
             observed = np.isfinite(correct).sum(axis=1)
-            acc = np.where(observed > 0, np.nansum(correct, axis=1) / np.maximum(observed, 1),
-                           np.nan)
-        columns[size] = pd.Series(acc, index=pd.Index(arrays.instance_ids, name="instance_id"))
-    if not columns:
-        return pd.DataFrame(index=pd.Index([], name="instance_id", dtype=str))
-    frame = pd.concat(columns, axis=1, join="inner")
-    frame.index.name = "instance_id"
-    return frame
+            columns[arrays.size] = np.where(
+                observed > 0, np.nansum(correct, axis=1) / np.maximum(observed, 1), np.nan)
+    return pd.DataFrame(columns, index=pd.Index(aligned.instance_ids, name="instance_id"))
 
 
 def decay_table(accuracy: pd.DataFrame, small: str, large: str) -> pd.DataFrame:
