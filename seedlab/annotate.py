@@ -10,8 +10,9 @@ instances and hid which was which. This module holds that workflow without Strea
 * ``build_queue``: the instances to read, in order: decaying ones (most decaying first),
   or, in blind mode, decaying ones mixed with sampled controls and shuffled by a seed.
 * ``progress`` / ``next_position``: what one annotator has done in a queue, from the log.
-* ``cohen_kappa`` / ``fleiss_kappa`` / ``agreement``: agreement between annotators on
-  their current verdicts.
+* ``cohen_kappa`` / ``agreement``: agreement between annotators on their current
+  verdicts (Cohen's kappa for two, Fleiss' kappa, ``seedlab.stats.fleiss_kappa_counts``,
+  for more).
 * ``export_frame`` / ``to_csv`` / ``to_jsonl`` / ``read_verdicts``: verdicts out and back.
 
 The annotation log itself is ``Store.annotate`` / ``Store.annotations``: append-only, so
@@ -266,30 +267,16 @@ def cohen_kappa(a: Sequence[Any], b: Sequence[Any],
     return float(stats.kappa_matrix(codes)[0, 1])
 
 
-def fleiss_kappa(counts: np.ndarray) -> float:
-    """Fleiss' kappa from a count table.
-
-    ``counts``: (N, K), ``counts[i, k]`` = how many annotators gave item ``i`` category
-    ``k``; every item needs at least two ratings. With ``n_i`` raters of item ``i``:
-    ``P_i = sum_k n_ik (n_ik - 1) / (n_i (n_i - 1))``, ``P_bar = mean_i P_i``,
-    ``p_k = sum_i n_ik / sum_i n_i``, ``P_e = sum_k p_k^2``,
-    ``kappa = (P_bar - P_e) / (1 - P_e)``. With the same number of raters for every item
-    this is Fleiss (1971); with varying numbers it is the usual extension that averages
-    each item's pairwise agreement. NaN when undefined (no items, or ``P_e = 1``).
-    Equal numbers of raters go to ``seedlab.stats.fleiss_kappa_counts``.
+def _fleiss_kappa_unequal(counts: np.ndarray) -> float:
+    """Fleiss' kappa of an ``(N, K)`` count table whose items have different numbers of
+    raters (each at least two): ``P_i = sum_k n_ik (n_ik - 1) / (n_i (n_i - 1))``,
+    ``P_bar = mean_i P_i``, ``p_k = sum_i n_ik / sum_i n_i``, ``P_e = sum_k p_k^2``,
+    ``kappa = (P_bar - P_e) / (1 - P_e)``; NaN where ``P_e = 1``. The usual extension of
+    Fleiss (1971), which averages each item's pairwise agreement; with equal numbers of
+    raters it equals ``seedlab.stats.fleiss_kappa_counts``, which ``agreement`` uses then.
     """
-    counts = np.asarray(counts, dtype=float)
-    if counts.ndim != 2:
-        raise ValueError(f"an (N, K) count table expected, got shape {counts.shape}")
-    if counts.shape[0] == 0:
-        return float("nan")
     n_i = counts.sum(axis=1)
-    if (n_i < 2).any():
-        raise ValueError("every item needs at least two ratings for Fleiss' kappa")
-    if np.all(n_i == n_i[0]):
-        return stats.fleiss_kappa_counts(counts)
-    p_i = (counts * (counts - 1)).sum(axis=1) / (n_i * (n_i - 1))
-    p_bar = float(p_i.mean())
+    p_bar = float(((counts * (counts - 1)).sum(axis=1) / (n_i * (n_i - 1))).mean())
     p_k = counts.sum(axis=0) / n_i.sum()
     p_e = float((p_k**2).sum())
     if np.isclose(p_e, 1.0):
@@ -374,7 +361,10 @@ def agreement(current: pd.DataFrame, task: str | None = None,
         both = shared.dropna()
         method, kappa = "cohen", cohen_kappa(both.iloc[:, 0], both.iloc[:, 1])
     else:
-        method, kappa = "fleiss", fleiss_kappa(counts)
+        raters = counts.sum(axis=1)
+        method = "fleiss"
+        kappa = (stats.fleiss_kappa_counts(counts) if np.all(raters == raters[0])
+                 else _fleiss_kappa_unequal(counts.astype(float)))
     return Agreement(annotators, method, kappa, observed, len(shared), pairwise, pair_n, table)
 
 
