@@ -61,7 +61,7 @@ if instances.empty:
     st.stop()
 
 # --- which instances ---------------------------------------------------------------------
-has_groups = "group" in instances.columns and instances["group"].isin(an.FOCUS_GROUPS).any()
+has_groups = an.has_groups(instances)
 sizes = selection.sizes
 sources = ([SOURCE_DECAY] if len(sizes) >= 2 else []) + ([SOURCE_GROUP] if has_groups else [])
 if not sources:
@@ -78,7 +78,7 @@ with settings[0]:
                          help="Verdicts are recorded under this name.").strip()
     source = url_radio("Queue", sources, "annotate.source", sources[0], horizontal=True,
                        format_func=SOURCE_LABELS.get)
-splits = sorted(instances["split"].dropna().astype(str).unique().tolist())
+splits = an.splits(instances)
 with settings[1]:
     blind = url_toggle("Blind mode", "annotate.blind", False,
                        help="Mix in control instances, shuffle, and hide the group, the"
@@ -175,9 +175,8 @@ if nav[2].button("Next unjudged", icon=":material/skip_next:", disabled=not anno
 # --- the instance ----------------------------------------------------------------------
 item = queue.items.iloc[position]
 instance_id = str(item["instance_id"])
-row = instances[instances["instance_id"].astype(str) == instance_id].iloc[0]
-mine = log[(log["instance_id"].astype(str) == instance_id) & (log["annotator"] == annotator)]
-others = log[(log["instance_id"].astype(str) == instance_id) & (log["annotator"] != annotator)]
+row = an.instance_row(instances, instance_id)
+mine, others = an.verdicts_on(log, instance_id, annotator)
 
 left, right = st.columns([3, 2])
 with left, st.container(border=True):
@@ -255,9 +254,8 @@ else:
                 title=f"Cohen's kappa per annotator pair: {task}"),
                 key="annotate.kappa", page="annotate",
                 caption=f"{caption}; n = instances both judged")
-    in_queue = everyone[everyone["instance_id"].astype(str).isin(queue.instance_ids)]
-    if (not blind or done == total) and len(in_queue):
-        grouped = in_queue.merge(queue.items[["instance_id", "group"]], on="instance_id")
+    grouped = an.verdicts_by_group(everyone, queue)
+    if (not blind or done == total) and len(grouped):
         show_figure(fig_annotate.verdict_counts(grouped, by="group",
                                                 title=f"Verdicts by group in this queue: {task}"),
                     key="annotate.by_group", page="annotate",

@@ -208,6 +208,36 @@ def build_queue(
                  n_focus=len(focus_frame), n_controls=n_controls, notes=notes)
 
 
+def has_groups(instances: pd.DataFrame) -> bool:
+    """Whether the instance table has imported focus groups (treatment / decaying) to
+    queue without predictions."""
+    return "group" in instances.columns and bool(instances["group"].isin(FOCUS_GROUPS).any())
+
+
+def splits(instances: pd.DataFrame) -> list[str]:
+    """The splits of an instance table, sorted."""
+    return sorted(instances["split"].dropna().astype(str).unique().tolist())
+
+
+def instance_row(instances: pd.DataFrame, instance_id: str) -> pd.Series:
+    """The instance-table row of one instance (text, gold label, split, extra fields)."""
+    return instances[instances["instance_id"].astype(str) == instance_id].iloc[0]
+
+
+def verdicts_on(current: pd.DataFrame, instance_id: str, annotator: str
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(annotator's, everyone else's)`` verdicts on one instance (``current``: the log)."""
+    on = current["instance_id"].astype(str) == instance_id
+    return (current[on & (current["annotator"] == annotator)],
+            current[on & (current["annotator"] != annotator)])
+
+
+def verdicts_by_group(current: pd.DataFrame, queue: Queue) -> pd.DataFrame:
+    """The verdicts on instances of ``queue`` with each instance's queue group."""
+    in_queue = current[current["instance_id"].astype(str).isin(queue.instance_ids)]
+    return in_queue.merge(queue.items[["instance_id", "group"]], on="instance_id")
+
+
 # ---------------------------------------------------------------------------------------
 # Progress through a queue
 

@@ -330,3 +330,20 @@ def test_mask_evaluations_pick_one_metric_per_task(fixture):
     assert shown["experiment"].tolist() == ["lottery/random", "lottery/good"]
     assert shown["mean"].tolist() == [0.74, 0.81]
     assert "arm" not in evaluations.picked(["lottery/bad"]).columns
+
+
+def test_job_rows_and_run_metrics(tmp_path):
+    from seedlab.analyses.jobs import HIDDEN, job_rows, run_metrics
+
+    jobs = pd.DataFrame({"id": [1, 2, 3, 4], "state": ["running", "finished", "queued",
+                                                        "running"],
+                         "step": [5, 9, None, 3], "total": [20, 9, None, 0],
+                         **{c: None for c in HIDDEN}})
+    view = job_rows(jobs)
+    assert view["progress"].tolist() == [0.25, 1.0, 0.0, 0.0]  # no total yet: 0
+    assert not set(HIDDEN) & set(view.columns)
+    assert run_metrics(tmp_path) is None
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "accuracy": 0.5}\n\n'
+                                            '{"epoch": 2, "accuracy": 0.75}\n')
+    assert run_metrics(tmp_path).to_dict("records") == [{"epoch": 1, "accuracy": 0.5},
+                                                        {"epoch": 2, "accuracy": 0.75}]
