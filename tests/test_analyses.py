@@ -4,6 +4,8 @@ arrays."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -347,3 +349,23 @@ def test_job_rows_and_run_metrics(tmp_path):
                                             '{"epoch": 2, "accuracy": 0.75}\n')
     assert run_metrics(tmp_path).to_dict("records") == [{"epoch": 1, "accuracy": 0.5},
                                                         {"epoch": 2, "accuracy": 0.75}]
+
+
+@pytest.mark.parametrize(("module", "absent"), [
+    ("seedlab.analyses", ["streamlit", "seedlab.ui.data"]),
+    ("seedlab.align", ["seedlab.analyses", "seedlab.annotate"]),
+    ("seedlab.annotate", ["seedlab.analyses", "streamlit"]),
+    ("seedlab.ui.state", ["seedlab.ui.data", "seedlab.ui.sidebar", "seedlab.demo"]),
+    ("seedlab.ui.data", ["seedlab.ui.sidebar", "seedlab.demo"]),
+])
+def test_data_flows_one_way(module, absent):
+    """Importing a module does not import what sits downstream of it (no import cycles:
+    each of these would close one)."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, {module}; "
+            f"print([m for m in {absent!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=str(Path(__file__).resolve().parents[1]))
+    assert out.stdout.strip() == "[]", out.stdout
