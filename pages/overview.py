@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from seedlab.analyses import run_coverage
+from seedlab.analyses import run_coverage, task_table
 from seedlab.figures.overview import accuracy_strip_figure, coverage_figure
 from seedlab.runs import queue
 from seedlab.runs.executor import default_executor
@@ -28,13 +28,7 @@ cols[3].metric("Mask rows", f"{totals['masks']:,}")
 cols[4].metric("Annotations", f"{totals['annotations']:,}")
 
 st.subheader("Tasks in this store")
-st.dataframe(
-    [{"task": name, "sizes": ", ".join(t["sizes"]), "runs": t["runs"],
-      "instances": t["instances"], "predictions": t["predictions"], "masks": t["masks"],
-      "annotations": t["annotations"], "simulated": t["simulated"]}
-     for name, t in info["tasks"].items()],
-    hide_index=True, key="overview.tasks",
-)
+st.dataframe(task_table(info), hide_index=True, key="overview.tasks")
 
 st.subheader(f"Coverage of {sel.task}")
 runs = ds.runs(sel.task)

@@ -369,3 +369,11 @@ def test_data_flows_one_way(module, absent):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=str(Path(__file__).resolve().parents[1]))
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_task_table_lists_every_task(fixture):
+    rows = {row["task"]: row for row in an.task_table(fixture.info())}
+    assert set(rows) == {"nli_sim", "sst_one"}
+    assert rows["nli_sim"]["sizes"] == "tiny, mini, base" and rows["nli_sim"]["runs"] == 27
+    assert rows["nli_sim"]["simulated"] and not rows["sst_one"]["simulated"]
+    assert rows["sst_one"]["instances"] == 20 and rows["nli_sim"]["annotations"] == 5

@@ -22,7 +22,7 @@ Nothing here imports Streamlit; ``seedlab.ui.data`` caches these functions.
 
 Pages and their analyses:
 
-* Overview: ``run_coverage``, ``run_accuracy``
+* Overview: ``task_table``, ``run_coverage``, ``run_accuracy``
 * Bias and variance: ``decomposition``
 * Agreement: ``run_predictions``, ``agreement``, ``disagreements``
 * Decaying instances: ``decaying``, ``decay_browser`` (``label_issue_scores``)
@@ -82,6 +82,7 @@ from seedlab.analyses.overview import (
     run_accuracy,
     run_coverage,
     sorted_seeds,
+    task_table,
 )
 from seedlab.analyses.query import NotEnoughData, Query, Reader, with_instance_fields
 from seedlab.analyses.significance import Significance, SignificanceQuery, significance
@@ -95,5 +96,5 @@ __all__ = [
     "block_mean", "coverage", "data_map", "decay_browser", "decaying", "decompose_size", "decomposition",
     "disagreements", "instance_accuracy", "label_issue_scores", "mask_choices",
     "mask_evaluations", "masks", "ordered_sizes", "run_accuracy", "run_coverage",
-    "run_predictions", "significance", "sorted_seeds", "with_instance_fields",
+    "run_predictions", "significance", "sorted_seeds", "task_table", "with_instance_fields",
 ]

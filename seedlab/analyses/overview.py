@@ -24,6 +24,15 @@ def sorted_seeds(seeds: Sequence) -> list[str]:
     return sorted((str(s) for s in seeds), key=seed_sort_key)
 
 
+def task_table(info: dict) -> list[dict]:
+    """One row per task of ``Store.info()``: task, sizes (comma separated), runs,
+    instances, predictions, masks, annotations, simulated."""
+    return [{"task": name, "sizes": ", ".join(t["sizes"]), "runs": t["runs"],
+             "instances": t["instances"], "predictions": t["predictions"], "masks": t["masks"],
+             "annotations": t["annotations"], "simulated": t["simulated"]}
+            for name, t in info["tasks"].items()]
+
+
 def coverage(runs: pd.DataFrame, jobs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Status of every (size, pretrain_seed, finetune_seed) in the grid a task's runs span.
 
