@@ -35,7 +35,7 @@ if n_runs < 2:
     st.stop()
 try:
     with st.spinner("Computing confidence and variability per instance ..."):
-        result = data.data_map(ds, data.query(sel, DataMapQuery, checkpoint=checkpoint,
+        result = data.data_map(ds, data.query(sel, DataMapQuery, sizes=(), checkpoint=checkpoint,
                                               size=size, variability=variability,
                                               confidence=confidence))
 except NotEnoughData as exc:
