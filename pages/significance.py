@@ -76,8 +76,9 @@ def as_ckpt(text: str) -> object:
 try:
     with st.spinner(f"Running {nboot} Multi-Bootstrap replicates ..."):
         out = data.significance(ds, data.query(
-            sel, SignificanceQuery, sizes=(), checkpoint="last", baseline=(base_size, as_ckpt(base_ckpt)),
-            treatment=(expt_size, as_ckpt(expt_ckpt)), paired=design == "paired", nboot=nboot,
+            sel, SignificanceQuery, sizes=(), checkpoint="last",
+            baseline=(base_size, as_ckpt(base_ckpt)), treatment=(expt_size, as_ckpt(expt_ckpt)),
+            paired=design == "paired", nboot=nboot,
             sample_seeds=sample_seeds, sample_examples=sample_examples,
             sample_finetune=sample_finetune, confidence=confidence, rng=rng_seed,
             thresholds=thresholds or None, expected_sign=1 if sign.endswith("better") else -1))
