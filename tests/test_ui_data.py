@@ -234,3 +234,24 @@ def test_a_verdict_does_not_recompute_the_statistics(tmp_path, monkeypatch):
     assert len(log) == len(before) + 1
     mine = log[log["annotator"] == "new annotator"]
     assert list(zip(mine["instance_id"], mine["verdict"])) == [(instance, "wrong")]
+
+
+def test_a_verdict_shows_in_the_decay_browser_without_recomputing_the_decay(tmp_path,
+                                                                            monkeypatch):
+    ds = data.open_data(make_fixture_home(tmp_path / "home"))
+    calls = []
+    real = stats.decay_bounds
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "decay_bounds", counted)
+    query = analyses.DecayQuery("nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS,
+                                small="tiny", large="base")
+    before = data.decay_browser(ds, query).rows.set_index("instance_id")["verdict"]
+    assert calls == [1] and before.loc["nli-030"] == "not annotated"
+    ds.annotate("nli_sim", "nli-030", "cy", "wrong")
+    after = data.decay_browser(data.open_data(ds.home), query).rows
+    assert after.set_index("instance_id").loc["nli-030", "verdict"] == "wrong"
+    assert calls == [1]  # the decay itself came from the cache
