@@ -1,6 +1,6 @@
 """seedlab dashboard: `streamlit run app.py`. Router and frame only.
 
-The sidebar (seedlab.ui.state.sidebar) picks the dataset, task, sizes, seeds and
+The sidebar (seedlab.ui.sidebar) picks the dataset, task, sizes, seeds and
 checkpoint for every page; the whole view lives in the URL query parameters.
 """
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from seedlab.demo import default_task
 from seedlab.ui.frame import ensure_frame
-from seedlab.ui.state import sidebar
+from seedlab.ui.sidebar import sidebar
 
 ensure_frame()
 
@@ -39,5 +40,5 @@ page = st.navigation(
         if (HERE / file).exists()
     ]
 )
-sidebar()
+sidebar(default_task)  # opens on the default study (seedlab demo) where the home has one
 page.run()

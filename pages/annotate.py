@@ -12,9 +12,10 @@ import pandas as pd
 import streamlit as st
 
 from seedlab import annotate as an
+from seedlab.analyses import AccuracyQuery, QueueQuery
 from seedlab.errors import StoreError
 from seedlab.figures import annotate as fig_annotate
-from seedlab.ui.data import annotation_queue, current_data, instance_accuracy
+from seedlab.ui.data import annotation_queue, current_data, instance_accuracy, query
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import (
@@ -60,7 +61,7 @@ if instances.empty:
     st.stop()
 
 # --- which instances ---------------------------------------------------------------------
-has_groups = "group" in instances.columns and instances["group"].isin(an.FOCUS_GROUPS).any()
+has_groups = an.has_groups(instances)
 sizes = selection.sizes
 sources = ([SOURCE_DECAY] if len(sizes) >= 2 else []) + ([SOURCE_GROUP] if has_groups else [])
 if not sources:
@@ -77,7 +78,7 @@ with settings[0]:
                          help="Verdicts are recorded under this name.").strip()
     source = url_radio("Queue", sources, "annotate.source", sources[0], horizontal=True,
                        format_func=SOURCE_LABELS.get)
-splits = sorted(instances["split"].dropna().astype(str).unique().tolist())
+splits = an.splits(instances)
 with settings[1]:
     blind = url_toggle("Blind mode", "annotate.blind", False,
                        help="Mix in control instances, shuffle, and hide the group, the"
@@ -109,9 +110,7 @@ accuracy = None
 if sizes:
     try:
         with st.spinner("Computing each instance's accuracy per size..."):
-            accuracy = instance_accuracy(data, task, sizes, selection.pretrain_seeds,
-                                         selection.finetune_seeds, selection.checkpoint_arg,
-                                         split_arg)
+            accuracy = instance_accuracy(data, query(selection, AccuracyQuery, split=split_arg))
     except StoreError as exc:
         st.warning(f"Accuracies per size are not available: {exc}")
 try:
@@ -119,14 +118,13 @@ try:
         if accuracy is None or small not in accuracy or large not in accuracy:
             st.info(f"No predictions for {small} and {large} with the selected seeds.")
             st.stop()
-        queue = annotation_queue(data, task, sizes, selection.pretrain_seeds,
-                                 selection.finetune_seeds, selection.checkpoint_arg, split_arg,
-                                 small, large, min_drop, blind, control_ratio, control_seed)
+        queue = annotation_queue(data, query(
+            selection, QueueQuery, split=split_arg, small=small, large=large,
+            min_drop=min_drop, blind=blind, control_ratio=control_ratio, seed=control_seed))
     else:
-        queue = annotation_queue(data, task, sizes, selection.pretrain_seeds,
-                                 selection.finetune_seeds, selection.checkpoint_arg, split_arg,
-                                 None, None, blind=blind, control_ratio=control_ratio,
-                                 seed=control_seed)
+        queue = annotation_queue(data, query(
+            selection, QueueQuery, split=split_arg, blind=blind, control_ratio=control_ratio,
+            seed=control_seed))
 except StoreError as exc:
     st.info(str(exc))
     st.stop()
@@ -177,9 +175,8 @@ if nav[2].button("Next unjudged", icon=":material/skip_next:", disabled=not anno
 # --- the instance ----------------------------------------------------------------------
 item = queue.items.iloc[position]
 instance_id = str(item["instance_id"])
-row = instances[instances["instance_id"].astype(str) == instance_id].iloc[0]
-mine = log[(log["instance_id"].astype(str) == instance_id) & (log["annotator"] == annotator)]
-others = log[(log["instance_id"].astype(str) == instance_id) & (log["annotator"] != annotator)]
+row = an.instance_row(instances, instance_id)
+mine, others = an.verdicts_on(log, instance_id, annotator)
 
 left, right = st.columns([3, 2])
 with left, st.container(border=True):
@@ -257,9 +254,8 @@ else:
                 title=f"Cohen's kappa per annotator pair: {task}"),
                 key="annotate.kappa", page="annotate",
                 caption=f"{caption}; n = instances both judged")
-    in_queue = everyone[everyone["instance_id"].astype(str).isin(queue.instance_ids)]
-    if (not blind or done == total) and len(in_queue):
-        grouped = in_queue.merge(queue.items[["instance_id", "group"]], on="instance_id")
+    grouped = an.verdicts_by_group(everyone, queue)
+    if (not blind or done == total) and len(grouped):
         show_figure(fig_annotate.verdict_counts(grouped, by="group",
                                                 title=f"Verdicts by group in this queue: {task}"),
                     key="annotate.by_group", page="annotate",

@@ -1,23 +1,19 @@
 """Bias and variance: Zhong et al.'s decomposition of each instance's loss across seeds."""
 
-import pandas as pd
 import streamlit as st
 
-from seedlab import stats
+from seedlab.analyses import DecompositionQuery
 from seedlab.figures.bias_variance import decomposition_figure, variance_by_bias_figure
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
-from seedlab.ui.state import current, url_number, url_radio, url_toggle
+from seedlab.ui.state import url_number, url_radio, url_toggle
 
 ensure_frame()  # a fresh server's first run may bypass app.py
 
 st.title("Bias and variance")
-sel = current()
-ds = data.current_data()
-if ds is None or sel.task is None or not sel.sizes:
-    st.info("No runs to decompose. Choose a seedlab home and a task with runs in the sidebar.")
-    st.stop()
+sel, ds = data.selected_data(
+    "No runs to decompose. Choose a seedlab home and a task with runs in the sidebar.")
 if len(sel.pretrain_seeds) < 2 or len(sel.finetune_seeds) < 2:
     st.info("The decomposition separates pretraining from fine-tuning variance, so it needs at"
             " least 2 pretraining seeds and 2 fine-tuning seeds. Select more seeds in the"
@@ -39,28 +35,18 @@ with c3:
                        500, int, 100, 5000, step=100)
 checkpoint = sel.checkpoints if with_ckpt and len(sel.checkpoints) >= 2 else sel.checkpoint_arg
 
-summary_rows, per_instance, by_bias = [], [], []
 with st.spinner(f"Decomposing {len(sel.sizes)} sizes (bootstrap CIs: {nboot} replicates) ..."):
-    results, notes = data.decompositions_or_notes(ds, sel.task, sel.sizes, sel.pretrain_seeds,
-                                                  sel.finetune_seeds, checkpoint, score, nboot)
-for size, (dec, ci, ids) in results.items():
-    for term, values in ci.items():
-        if isinstance(values, dict):
-            summary_rows.append({"size": size, "term": term, **values})
-    vb = stats.variance_by_bias(dec)
-    vb.insert(0, "size", size)
-    by_bias.append(vb)
-    per_instance.append(pd.DataFrame({"size": size, "instance_id": ids, **dec.components()}))
-for note in notes:
+    result = data.decomposition(ds, data.query(sel, DecompositionQuery, checkpoint=checkpoint,
+                                               score=score, nboot=nboot))
+for note in result.notes:
     st.warning(note)
-if not summary_rows:
+if not result.sizes:
     st.info("No size could be decomposed with this selection.")
     st.stop()
 
-summary = pd.DataFrame(summary_rows)
-sizes = list(dict.fromkeys(summary["size"]))
-desc = sel.describe(sizes)
-n_text = (f"N = {len(per_instance[0])} instances, {len(sel.pretrain_seeds)} x"
+summary = result.summary
+desc = sel.describe(list(result.sizes))
+n_text = (f"N = {result.n_instances} instances, {len(sel.pretrain_seeds)} x"
           f" {len(sel.finetune_seeds)} seeds" + (f" x {len(sel.checkpoints)} checkpoints"
                                                  if with_ckpt else ""))
 show_figure(
@@ -71,19 +57,18 @@ show_figure(
     caption=f"{desc} · {n_text} · error bars: {nboot}-replicate bootstrap"
             " 95% CIs over instances (seed 0).")
 
-table = summary.pivot(index="size", columns="term", values="mean").reindex(sizes)
-st.dataframe(table.reset_index(), hide_index=True, key="bias_variance.summary",
+st.dataframe(result.means.reset_index(), hide_index=True, key="bias_variance.summary",
              column_config={c: st.column_config.NumberColumn(format="%.4f")
-                            for c in table.columns})
+                            for c in result.means.columns})
 
 st.subheader("Variance conditioned on bias")
-show_figure(variance_by_bias_figure(pd.concat(by_bias), f"{sel.task}: variance by bias²"),
+show_figure(variance_by_bias_figure(result.by_bias, f"{sel.task}: variance by bias²"),
             key="bias_variance.by_bias", page="Bias and variance",
             caption=f"{desc} · {n_text} · instances binned by bias² (width 0.025), one line"
                     " per size.")
 
 st.subheader("Per-instance terms")
-instances = pd.concat(per_instance, ignore_index=True)
+instances = result.per_instance
 st.caption("Click a column header to sort by that term. Unbiased variance terms can be"
            " negative for a single instance.")
 st.dataframe(instances, hide_index=True, key="bias_variance.instances",

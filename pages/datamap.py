@@ -1,22 +1,19 @@
 """Seed data map: dataset cartography with seeds in place of epochs."""
 
-import pandas as pd
 import streamlit as st
 
+from seedlab.analyses import DataMapQuery, NotEnoughData
 from seedlab.figures.datamap import data_map_figure
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
-from seedlab.ui.state import current, url_multiselect, url_selectbox, url_slider, url_toggle
+from seedlab.ui.state import url_multiselect, url_selectbox, url_slider, url_toggle
 
 ensure_frame()  # a fresh server's first run may bypass app.py
 
 st.title("Seed data map")
-sel = current()
-ds = data.current_data()
-if ds is None or sel.task is None or not sel.sizes:
-    st.info("No runs to map. Choose a seedlab home and a task with runs in the sidebar.")
-    st.stop()
+sel, ds = data.selected_data(
+    "No runs to map. Choose a seedlab home and a task with runs in the sidebar.")
 runs_selected = len(sel.pretrain_seeds) * len(sel.finetune_seeds)
 
 c1, c2, c3 = st.columns(3)
@@ -38,17 +35,17 @@ if n_runs < 2:
     st.stop()
 try:
     with st.spinner("Computing confidence and variability per instance ..."):
-        frame = data.data_map(ds, sel.task, size, sel.pretrain_seeds, sel.finetune_seeds,
-                              checkpoint, variability, confidence)
-except data.NotEnoughData as exc:
+        result = data.data_map(ds, data.query(sel, DataMapQuery, sizes=(), checkpoint=checkpoint,
+                                              size=size, variability=variability,
+                                              confidence=confidence))
+except NotEnoughData as exc:
     st.warning(str(exc))
     st.stop()
 
-counts = frame["region"].value_counts()
+frame = result.frame
 m = st.columns(3)
-for col, region in zip(m, ("easy", "ambiguous", "hard")):
-    col.metric(region.capitalize(), f"{int(counts.get(region, 0))}",
-               help=f"of {len(frame)} instances")
+for col, (region, count) in zip(m, result.counts.items()):
+    col.metric(region.capitalize(), f"{count}", help=f"of {len(frame)} instances")
 state = show_figure(
     data_map_figure(frame, f"{sel.task} ({size}): seed data map", variability, confidence),
     key="datamap.map", page="Seed data map", on_select="rerun",
@@ -59,20 +56,13 @@ state = show_figure(
 st.subheader("Instance browser")
 regions = url_multiselect("Regions", ["easy", "ambiguous", "hard"], "datamap.regions",
                           ["ambiguous", "hard"])
-view = frame[frame["region"].isin(regions)]
 picked = [p.get("customdata", [None])[0] for p in
           (state or {}).get("selection", {}).get("points", [])]
 picked = [p for p in picked if p is not None]
+view = result.browser(ds.instances(sel.task), regions, picked)
 if picked:
-    view = frame[frame["instance_id"].isin(picked)]
     st.caption(f"{len(view)} instances selected on the map (clear the selection to go back to"
                " the regions).")
-instances = ds.instances(sel.task).set_index("instance_id")
-view = view.copy()
-for column in ("split", "group", "label", "text_a", "text_b"):
-    if column in instances:
-        view[column] = instances[column].reindex(view["instance_id"]).to_numpy()
-st.dataframe(pd.DataFrame(view).sort_values("variability", ascending=False), hide_index=True,
-             key="datamap.browser",
+st.dataframe(view, hide_index=True, key="datamap.browser",
              column_config={c: st.column_config.NumberColumn(format="%.3f")
                             for c in ("confidence", "variability", "correctness")})

@@ -8,12 +8,9 @@ metrics, cancel and retry.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import pandas as pd
 import streamlit as st
 
+from seedlab.analyses.jobs import job_rows, run_metrics
 from seedlab.errors import SeedlabError
 from seedlab.runs import queue, spec, trainer
 from seedlab.runs.executor import default_executor
@@ -111,12 +108,7 @@ def queue_view() -> None:
     workers = default_executor().workers(store)
     st.caption(f"{len(workers)} worker(s) alive: "
                + (", ".join(workers["device"]) if len(workers) else "none"))
-    view = frame.drop(columns=["spec", "heartbeat", "worker", "run_dir", "run_id"])
-    view["progress"] = [
-        (s / t if t else 0.0) if state == "running" else (1.0 if state == "finished" else 0.0)
-        for s, t, state in zip(frame["step"].fillna(0), frame["total"].fillna(0), frame["state"])
-    ]
-    st.dataframe(view, hide_index=True, key="jobs", column_config={
+    st.dataframe(job_rows(frame), hide_index=True, key="jobs", column_config={
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0),
         "eta_s": st.column_config.NumberColumn("ETA (s)", format="%.0f"),
     })
@@ -145,9 +137,7 @@ if not jobs_now.empty:
     with st.expander("Log", expanded=row["state"] in ("running", "failed")):
         st.code(log.read_text(encoding="utf-8")[-20000:] if log.exists() else "(no log yet)")
     if row["state"] == "finished" and row["run_dir"]:
-        metrics_file = Path(row["run_dir"]) / "metrics.jsonl"
-        if metrics_file.exists():
-            metrics = pd.DataFrame([json.loads(x) for x in
-                                    metrics_file.read_text().splitlines() if x])
+        metrics = run_metrics(row["run_dir"])
+        if metrics is not None:
             st.dataframe(metrics, hide_index=True, key="metrics")
     st.dataframe(queue.events(store, int(job_id)), hide_index=True, key="events")

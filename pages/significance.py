@@ -1,23 +1,19 @@
 """Significance: the Multi-Bootstrap (Sellam et al. 2021) between two configurations."""
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
+from seedlab.analyses import NotEnoughData, SignificanceQuery
 from seedlab.figures.significance import bootstrap_figure, reading
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
-from seedlab.ui.state import current, url_number, url_radio, url_selectbox, url_text, url_toggle
+from seedlab.ui.state import url_number, url_radio, url_selectbox, url_text, url_toggle
 
 ensure_frame()  # a fresh server's first run may bypass app.py
 
 st.title("Significance: Multi-Bootstrap")
-sel = current()
-ds = data.current_data()
-if ds is None or sel.task is None or not sel.sizes:
-    st.info("No runs to compare. Choose a seedlab home and a task with runs in the sidebar.")
-    st.stop()
+sel, ds = data.selected_data(
+    "No runs to compare. Choose a seedlab home and a task with runs in the sidebar.")
 ckpt_options = ["last"] + [f"{c:g}" for c in sel.checkpoints]
 if len(sel.sizes) < 2 and len(ckpt_options) < 3:
     st.info("The Multi-Bootstrap compares two configurations (two sizes or two checkpoints);"
@@ -77,19 +73,20 @@ def as_ckpt(text: str) -> object:
     return "last" if text == "last" else float(text)
 
 
-base_name, expt_name = f"{base_size} ({base_ckpt})", f"{expt_size} ({expt_ckpt})"
 try:
     with st.spinner(f"Running {nboot} Multi-Bootstrap replicates ..."):
-        result = data.multibootstrap(
-            ds, sel.task, (base_size, as_ckpt(base_ckpt)), (expt_size, as_ckpt(expt_ckpt)),
-            sel.pretrain_seeds, sel.finetune_seeds, paired=design == "paired", nboot=nboot,
+        out = data.significance(ds, data.query(
+            sel, SignificanceQuery, sizes=(), checkpoint="last",
+            baseline=(base_size, as_ckpt(base_ckpt)), treatment=(expt_size, as_ckpt(expt_ckpt)),
+            paired=design == "paired", nboot=nboot,
             sample_seeds=sample_seeds, sample_examples=sample_examples,
             sample_finetune=sample_finetune, confidence=confidence, rng=rng_seed,
-            thresholds=thresholds or None, expected_sign=1 if sign.endswith("better") else -1)
-except (data.NotEnoughData, ValueError) as exc:
+            thresholds=thresholds or None, expected_sign=1 if sign.endswith("better") else -1))
+except (NotEnoughData, ValueError) as exc:
     st.warning(str(exc))
     st.stop()
 
+result, base_name, expt_name = out.bootstrap, out.base_name, out.expt_name
 for warning in result.get("warnings", []):
     st.warning(warning)
 st.info(reading(result, base_name, expt_name, "accuracy"), icon=":material/lightbulb:")
@@ -101,16 +98,11 @@ m[1].metric(f"Treatment {expt_name}", f"{result['expt']['mean']:.4f}",
 m[2].metric("Difference", f"{result['delta']['mean']:+.4f}")
 m[3].metric("p-value", f"{result['delta']['p']:.3g}",
             help="one-sided; never below 1/nboot")
-rows = [{"": name, "mean": result[k]["mean"], "low": result[k]["low"], "high": result[k]["high"]}
-        for k, name in (("base", base_name), ("expt", expt_name), ("delta", "difference"))]
-st.dataframe(pd.DataFrame(rows), hide_index=True, key="significance.table")
-if result.get("thresholds"):
-    st.dataframe(pd.DataFrame([{"threshold t": t, "P(delta > t)": p}
-                               for t, p in result["thresholds"].items()]),
-                 hide_index=True, key="significance.thresholds_table")
+st.dataframe(out.table, hide_index=True, key="significance.table")
+if out.thresholds is not None:
+    st.dataframe(out.thresholds, hide_index=True, key="significance.thresholds_table")
 show_figure(
-    bootstrap_figure(np.asarray(result["draws"]["delta"]), result["delta"]["low"],
-                     result["delta"]["high"],
+    bootstrap_figure(out.draws, result["delta"]["low"], result["delta"]["high"],
                      f"{sel.task}: bootstrap distribution of {expt_name} - {base_name}",
                      "difference in accuracy (treatment - baseline)"),
     key="significance.draws", page="Significance",

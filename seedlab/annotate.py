@@ -10,8 +10,9 @@ instances and hid which was which. This module holds that workflow without Strea
 * ``build_queue``: the instances to read, in order: decaying ones (most decaying first),
   or, in blind mode, decaying ones mixed with sampled controls and shuffled by a seed.
 * ``progress`` / ``next_position``: what one annotator has done in a queue, from the log.
-* ``cohen_kappa`` / ``fleiss_kappa`` / ``agreement``: agreement between annotators on
-  their current verdicts.
+* ``cohen_kappa`` / ``agreement``: agreement between annotators on their current
+  verdicts (Cohen's kappa for two, Fleiss' kappa, ``seedlab.stats.fleiss_kappa_counts``,
+  for more).
 * ``export_frame`` / ``to_csv`` / ``to_jsonl`` / ``read_verdicts``: verdicts out and back.
 
 The annotation log itself is ``Store.annotate`` / ``Store.annotations``: append-only, so
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from seedlab import schema, stats
+from seedlab.align import align_instances
 from seedlab.errors import InputError, StoreError
 from seedlab.store import Store
 
@@ -63,29 +65,30 @@ def instance_accuracy(
     (pretraining x fine-tuning seeds) of that size.
 
     ``store``: a ``Store``, or anything with its ``arrays`` method (the dashboard passes its
-    cached ``seedlab.ui.data.Data``). Returns a frame indexed by ``instance_id`` with one float column per size that has runs
-    with those seeds (sizes without runs are left out), in the order given. Instances are
-    those predicted by every kept size.
+    cached ``seedlab.ui.data.Data``). Returns a frame indexed by ``instance_id`` with one
+    float column per size that has runs with those seeds (sizes without runs are left
+    out), in the order given. Instances are those predicted by every kept size
+    (``seedlab.align.align_instances``), in the first kept size's order.
     """
-    columns: dict[str, pd.Series] = {}
+    loaded = []
     for size in sizes:
         try:
-            arrays = store.arrays(task, size, pretrain_seeds=pretrain_seeds,
-                                  finetune_seeds=finetune_seeds, checkpoint=checkpoint,
-                                  split=split)
+            loaded.append(store.arrays(task, size, pretrain_seeds=pretrain_seeds,
+                                       finetune_seeds=finetune_seeds, checkpoint=checkpoint,
+                                       split=split))
         except StoreError:
             continue
-        correct = arrays.correct.reshape(len(arrays.instance_ids), -1)  # (N, runs)
+    if not loaded:
+        return pd.DataFrame(index=pd.Index([], name="instance_id", dtype=str))
+    aligned = align_instances(loaded)
+    columns: dict[str, np.ndarray] = {}
+    for arrays in aligned.arrays:
+        correct = arrays.correct.reshape(len(aligned), -1)  # (N, runs)
         with np.errstate(invalid="ignore"):
             observed = np.isfinite(correct).sum(axis=1)
-            acc = np.where(observed > 0, np.nansum(correct, axis=1) / np.maximum(observed, 1),
-                           np.nan)
-        columns[size] = pd.Series(acc, index=pd.Index(arrays.instance_ids, name="instance_id"))
-    if not columns:
-        return pd.DataFrame(index=pd.Index([], name="instance_id", dtype=str))
-    frame = pd.concat(columns, axis=1, join="inner")
-    frame.index.name = "instance_id"
-    return frame
+            columns[arrays.size] = np.where(
+                observed > 0, np.nansum(correct, axis=1) / np.maximum(observed, 1), np.nan)
+    return pd.DataFrame(columns, index=pd.Index(aligned.instance_ids, name="instance_id"))
 
 
 def decay_table(accuracy: pd.DataFrame, small: str, large: str) -> pd.DataFrame:
@@ -205,6 +208,36 @@ def build_queue(
                  n_focus=len(focus_frame), n_controls=n_controls, notes=notes)
 
 
+def has_groups(instances: pd.DataFrame) -> bool:
+    """Whether the instance table has imported focus groups (treatment / decaying) to
+    queue without predictions."""
+    return "group" in instances.columns and bool(instances["group"].isin(FOCUS_GROUPS).any())
+
+
+def splits(instances: pd.DataFrame) -> list[str]:
+    """The splits of an instance table, sorted."""
+    return sorted(instances["split"].dropna().astype(str).unique().tolist())
+
+
+def instance_row(instances: pd.DataFrame, instance_id: str) -> pd.Series:
+    """The instance-table row of one instance (text, gold label, split, extra fields)."""
+    return instances[instances["instance_id"].astype(str) == instance_id].iloc[0]
+
+
+def verdicts_on(current: pd.DataFrame, instance_id: str, annotator: str
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(annotator's, everyone else's)`` verdicts on one instance (``current``: the log)."""
+    on = current["instance_id"].astype(str) == instance_id
+    return (current[on & (current["annotator"] == annotator)],
+            current[on & (current["annotator"] != annotator)])
+
+
+def verdicts_by_group(current: pd.DataFrame, queue: Queue) -> pd.DataFrame:
+    """The verdicts on instances of ``queue`` with each instance's queue group."""
+    in_queue = current[current["instance_id"].astype(str).isin(queue.instance_ids)]
+    return in_queue.merge(queue.items[["instance_id", "group"]], on="instance_id")
+
+
 # ---------------------------------------------------------------------------------------
 # Progress through a queue
 
@@ -264,30 +297,16 @@ def cohen_kappa(a: Sequence[Any], b: Sequence[Any],
     return float(stats.kappa_matrix(codes)[0, 1])
 
 
-def fleiss_kappa(counts: np.ndarray) -> float:
-    """Fleiss' kappa from a count table.
-
-    ``counts``: (N, K), ``counts[i, k]`` = how many annotators gave item ``i`` category
-    ``k``; every item needs at least two ratings. With ``n_i`` raters of item ``i``:
-    ``P_i = sum_k n_ik (n_ik - 1) / (n_i (n_i - 1))``, ``P_bar = mean_i P_i``,
-    ``p_k = sum_i n_ik / sum_i n_i``, ``P_e = sum_k p_k^2``,
-    ``kappa = (P_bar - P_e) / (1 - P_e)``. With the same number of raters for every item
-    this is Fleiss (1971); with varying numbers it is the usual extension that averages
-    each item's pairwise agreement. NaN when undefined (no items, or ``P_e = 1``).
-    Equal numbers of raters go to ``seedlab.stats.fleiss_kappa_counts``.
+def _fleiss_kappa_unequal(counts: np.ndarray) -> float:
+    """Fleiss' kappa of an ``(N, K)`` count table whose items have different numbers of
+    raters (each at least two): ``P_i = sum_k n_ik (n_ik - 1) / (n_i (n_i - 1))``,
+    ``P_bar = mean_i P_i``, ``p_k = sum_i n_ik / sum_i n_i``, ``P_e = sum_k p_k^2``,
+    ``kappa = (P_bar - P_e) / (1 - P_e)``; NaN where ``P_e = 1``. The usual extension of
+    Fleiss (1971), which averages each item's pairwise agreement; with equal numbers of
+    raters it equals ``seedlab.stats.fleiss_kappa_counts``, which ``agreement`` uses then.
     """
-    counts = np.asarray(counts, dtype=float)
-    if counts.ndim != 2:
-        raise ValueError(f"an (N, K) count table expected, got shape {counts.shape}")
-    if counts.shape[0] == 0:
-        return float("nan")
     n_i = counts.sum(axis=1)
-    if (n_i < 2).any():
-        raise ValueError("every item needs at least two ratings for Fleiss' kappa")
-    if np.all(n_i == n_i[0]):
-        return stats.fleiss_kappa_counts(counts)
-    p_i = (counts * (counts - 1)).sum(axis=1) / (n_i * (n_i - 1))
-    p_bar = float(p_i.mean())
+    p_bar = float(((counts * (counts - 1)).sum(axis=1) / (n_i * (n_i - 1))).mean())
     p_k = counts.sum(axis=0) / n_i.sum()
     p_e = float((p_k**2).sum())
     if np.isclose(p_e, 1.0):
@@ -372,7 +391,10 @@ def agreement(current: pd.DataFrame, task: str | None = None,
         both = shared.dropna()
         method, kappa = "cohen", cohen_kappa(both.iloc[:, 0], both.iloc[:, 1])
     else:
-        method, kappa = "fleiss", fleiss_kappa(counts)
+        raters = counts.sum(axis=1)
+        method = "fleiss"
+        kappa = (stats.fleiss_kappa_counts(counts) if np.all(raters == raters[0])
+                 else _fleiss_kappa_unequal(counts.astype(float)))
     return Agreement(annotators, method, kappa, observed, len(shared), pairwise, pair_n, table)
 
 

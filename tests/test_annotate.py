@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from seedlab import annotate as an
+from seedlab import stats
 from seedlab.errors import InputError, StoreError
 from seedlab.store import RunData, Store
 
@@ -154,20 +155,27 @@ def test_cohen_kappa_by_hand():
     assert np.isnan(an.cohen_kappa([], []))
 
 
-def test_fleiss_kappa_by_hand_and_published_example():
+def test_fleiss_kappa_by_hand_and_published_example(store: Store):
+    # Fleiss' kappa of the annotators is seedlab.stats' (one implementation); the count
+    # tables here are items x categories.
     # 3 items, 3 raters: [3,0] P=1, [2,1] P=1/3, [0,3] P=1 -> P_bar = 7/9;
     # p = (5/9, 4/9), P_e = 41/81; kappa = (63/81 - 41/81) / (40/81) = 22/40
-    assert an.fleiss_kappa([[3, 0], [2, 1], [0, 3]]) == pytest.approx(0.55)
+    assert stats.fleiss_kappa_counts([[3, 0], [2, 1], [0, 3]]) == pytest.approx(0.55)
     # Fleiss (1971) / Wikipedia's worked example: 10 items, 14 raters, 5 categories: 0.210
     table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0],
              [2, 2, 8, 1, 1], [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2],
              [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
-    assert an.fleiss_kappa(table) == pytest.approx(0.20993, abs=1e-4)
+    assert stats.fleiss_kappa_counts(table) == pytest.approx(0.20993, abs=1e-4)
     # unequal raters: [2,0] P=1, [2,1] P=1/3 -> P_bar = 2/3; p = (4/5, 1/5), P_e = 17/25;
-    # kappa = (2/3 - 17/25) / (8/25) = -1/24
-    assert an.fleiss_kappa([[2, 0], [2, 1]]) == pytest.approx(-1 / 24)
-    with pytest.raises(ValueError, match="two ratings"):
-        an.fleiss_kappa([[1, 0], [2, 0]])
+    # kappa = (2/3 - 17/25) / (8/25) = -1/24. Through the agreement of a log: item x judged
+    # correct by two annotators, item y correct by two and wrong by a third.
+    log = pd.DataFrame({"task": ["toy"] * 5, "instance_id": ["x", "x", "y", "y", "y"],
+                        "annotator": ["a", "b", "a", "b", "c"],
+                        "verdict": ["correct", "correct", "correct", "correct", "wrong"]})
+    unequal = an.agreement(log, "toy")
+    assert unequal.method == "fleiss" and unequal.kappa == pytest.approx(-1 / 24)
+    with pytest.raises(ValueError, match="raters"):
+        stats.fleiss_kappa_counts([[1, 0], [2, 0]])
 
 
 def test_agreement_from_the_log(toy: Store):

@@ -10,9 +10,22 @@ import pyarrow as pa
 import pytest
 from app_support import DECAYING, FINETUNE_SEEDS, PRETRAIN_SEEDS, SIZES, make_fixture_home
 
-from seedlab import stats
+from seedlab import analyses, stats
 from seedlab.store import RunData, Store
 from seedlab.ui import data
+
+
+def _decompositions(ds, task, sizes, pretrain, finetune, checkpoint, score, nboot=500, seed=0):
+    """``({size: (Decomposition, CI, instance_ids)}, notes)`` through the cached wrapper."""
+    result = data.decomposition(ds, analyses.DecompositionQuery(
+        task, sizes, pretrain, finetune, checkpoint, score=score, nboot=nboot, seed=seed))
+    return ({size: (part.decomposition, part.ci, part.instance_ids)
+             for size, part in result.sizes.items()}, list(result.notes))
+
+
+def _run_rows(ds, task, sizes, pretrain, finetune, checkpoint):
+    runs = data.run_predictions(ds, analyses.Query(task, sizes, pretrain, finetune, checkpoint))
+    return runs.preds, runs.runs, runs.instance_ids, runs.labels
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +35,8 @@ def ds(tmp_path_factory):
 
 def test_decompositions_equal_each_size_alone(ds):
     store = Store(ds.home)
-    results, notes = data.decompositions_or_notes(ds, "nli_sim", SIZES, PRETRAIN_SEEDS,
-                                                  FINETUNE_SEEDS, "last", "0/1 loss", 200, 4)
+    results, notes = _decompositions(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS,
+                                     "last", "0/1 loss", 200, 4)
     assert notes == [] and list(results) == SIZES
     for size in SIZES:
         arrays = store.arrays("nli_sim", size, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last")
@@ -37,26 +50,27 @@ def test_decompositions_equal_each_size_alone(ds):
             for key in ("mean", "low", "high", "std"):
                 assert ci[term][key] == pytest.approx(alone[term][key], rel=1e-12, abs=1e-14)
         assert list(ids) == list(arrays.instance_ids)
-        # the one-size entry point gives the same
-        one = data.decomposition(ds, "nli_sim", size, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last",
-                                 "0/1 loss", 200, 4)
+        # one size alone gives the same
+        one = _decompositions(ds, "nli_sim", [size], PRETRAIN_SEEDS, FINETUNE_SEEDS, "last",
+                              "0/1 loss", 200, 4)[0][size]
         assert one[1]["bias2"]["low"] == pytest.approx(ci["bias2"]["low"], rel=1e-12)
 
 
 def test_decompositions_report_the_sizes_that_cannot_be_decomposed(ds):
     # Checkpoint variance over a single checkpoint: every size fails with the same note.
-    results, notes = data.decompositions_or_notes(ds, "nli_sim", SIZES, PRETRAIN_SEEDS,
-                                                  FINETUNE_SEEDS, [2.0], "squared loss", 100)
+    results, notes = _decompositions(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS,
+                                     [2.0], "squared loss", 100)
     assert results == {} and len(notes) == 3 and "2 checkpoints" in notes[0]
-    with pytest.raises(data.NotEnoughData, match="2 checkpoints"):
-        data.decompositions(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS, [2.0],
-                            "squared loss", 100)
+    query = analyses.DecompositionQuery("nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS,
+                                        [2.0], score="squared loss", nboot=100)
+    with pytest.raises(analyses.NotEnoughData, match="2 checkpoints"):
+        analyses.decompose_size(Store(ds.home), query, SIZES[0])
 
 
 def test_run_rows_match_the_store_arrays(ds):
     store = Store(ds.home)
-    preds, runs, ids, labels = data.run_rows(ds, "nli_sim", SIZES, PRETRAIN_SEEDS,
-                                             FINETUNE_SEEDS, "last")
+    preds, runs, ids, labels = _run_rows(ds, "nli_sim", SIZES, PRETRAIN_SEEDS,
+                                         FINETUNE_SEEDS, "last")
     assert preds.dtype == np.int8 and preds.shape == (27, 60)
     assert list(runs.itertuples(index=False, name=None)) == [
         (s, p, f) for s in SIZES for p in PRETRAIN_SEEDS for f in FINETUNE_SEEDS]
@@ -65,8 +79,8 @@ def test_run_rows_match_the_store_arrays(ds):
         np.testing.assert_array_equal(preds[r], arrays.pred[:, 0, 0])
     np.testing.assert_array_equal(labels, arrays.labels)
     assert list(ids) == list(arrays.instance_ids)
-    matrix = data.agreement(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last",
-                            "agreement")
+    matrix = data.agreement(ds, analyses.AgreementQuery(
+        "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last", metric="agreement")).matrix
     np.testing.assert_array_equal(matrix, stats.agreement_matrix(preds.astype(np.int64)))
 
 
@@ -96,7 +110,7 @@ def test_run_rows_keep_the_instances_every_size_predicts(tmp_path):
         tx.add_run(RunData("t", "b", "0", 2, _table(["i0", "i1", "i3"], [0, 1, 1],
                                                      [0, 1, 1]), source="t"))
     ds = data.open_data(store.home)
-    preds, runs, shared, labels = data.run_rows(ds, "t", ["a", "b"], ["0"], [1, 2], "last")
+    preds, runs, shared, labels = _run_rows(ds, "t", ["a", "b"], ["0"], [1, 2], "last")
     assert list(shared) == keep
     assert list(runs.itertuples(index=False, name=None)) == [("a", "0", 1), ("a", "0", 2),
                                                              ("b", "0", 1)]
@@ -106,7 +120,8 @@ def test_run_rows_keep_the_instances_every_size_predicts(tmp_path):
 
 def test_label_issue_scores_match_stats_on_every_run(ds):
     store = Store(ds.home)
-    got = data.label_issue_scores(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS)
+    got = data.label_issue_scores(ds, analyses.Query("nli_sim", SIZES, PRETRAIN_SEEDS,
+                                                     FINETUNE_SEEDS))
     per_size = [store.arrays("nli_sim", s, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last")
                 for s in SIZES]
     expected = stats.label_issues(
@@ -123,9 +138,15 @@ def test_label_issue_scores_match_stats_on_every_run(ds):
     assert first["score"] == pytest.approx(1 - mean_p)
 
 
+def _decay(ds, task, small, large, pretrain, finetune):
+    out = data.decaying(ds, analyses.DecayQuery(task, [small, large], pretrain, finetune,
+                                                small=small, large=large))
+    return {"result": out.result, "bh": out.bh, "instance_ids": out.instance_ids}
+
+
 def test_decay_matches_stats_on_the_store_arrays(ds):
     store = Store(ds.home)
-    out = data.decay(ds, "nli_sim", "tiny", "base", PRETRAIN_SEEDS, FINETUNE_SEEDS)
+    out = _decay(ds, "nli_sim", "tiny", "base", PRETRAIN_SEEDS, FINETUNE_SEEDS)
     tiny = store.arrays("nli_sim", "tiny", PRETRAIN_SEEDS, FINETUNE_SEEDS, "last")
     base = store.arrays("nli_sim", "base", PRETRAIN_SEEDS, FINETUNE_SEEDS, "last")
     assert list(out["instance_ids"]) == list(tiny.instance_ids)
@@ -155,7 +176,7 @@ def test_decay_keeps_the_instances_both_sizes_predict(tmp_path):
                                                                gold[len(ids) - len(kept):]),
                                        source="t"))
     ds = data.open_data(store.home)
-    out = data.decay(ds, "t", "a", "b", ["0", "1"], [1, 2])
+    out = _decay(ds, "t", "a", "b", ["0", "1"], [1, 2])
     assert list(out["instance_ids"]) == ids[1:]
     a = store.arrays("t", "a", ["0", "1"], [1, 2], "last")
     b = store.arrays("t", "b", ["0", "1"], [1, 2], "last")
@@ -172,14 +193,15 @@ def test_annotation_queue_is_the_library_queue(ds):
     instances = store.instances(task="nli_sim")
     for blind in (False, True):
         expected = an.build_queue(instances, decay=decay, min_drop=0.25, blind=blind, seed=3)
-        got = data.annotation_queue(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS,
-                                    "last", None, "tiny", "base", 0.25, blind, 1.0, 3)
+        got = data.annotation_queue(ds, analyses.QueueQuery(
+            "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last", split=None, small="tiny",
+            large="base", min_drop=0.25, blind=blind, control_ratio=1.0, seed=3))
         pd.testing.assert_frame_equal(got.items, expected.items)
         assert got.n_focus == expected.n_focus and got.n_focus > 0
     # the decaying instances of the fixture lead the queue
     assert set(got.items.loc[got.items["group"] == "decaying", "instance_id"]) <= set(DECAYING)
-    grouped = data.annotation_queue(ds, "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS,
-                                    "last", ["dev_matched"], None, None)
+    grouped = data.annotation_queue(ds, analyses.QueueQuery(
+        "nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last", split=["dev_matched"]))
     # without sizes: the imported groups, in table order (the fixture's group 'decaying')
     assert grouped.instance_ids == DECAYING
 
@@ -197,7 +219,7 @@ def test_a_verdict_does_not_recompute_the_statistics(tmp_path, monkeypatch):
 
     monkeypatch.setattr(stats, "decomposition_ci_many", counted)
     args = ("nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS, "last", "0/1 loss", 200, 4)
-    first, _ = data.decompositions_or_notes(ds, *args)
+    first, _ = _decompositions(ds, *args)
     assert calls == [1]
     before = ds.annotations("nli_sim", current=False)
     instance = str(first[SIZES[0]][2][0])
@@ -205,10 +227,31 @@ def test_a_verdict_does_not_recompute_the_statistics(tmp_path, monkeypatch):
     after = data.open_data(ds.home)
     assert after.version == ds.version
     assert after.annotations_version == ds.annotations_version + 1
-    again, _ = data.decompositions_or_notes(after, *args)
+    again, _ = _decompositions(after, *args)
     assert calls == [1]
     assert again[SIZES[0]][1] == first[SIZES[0]][1]
     log = after.annotations("nli_sim", current=False)
     assert len(log) == len(before) + 1
     mine = log[log["annotator"] == "new annotator"]
     assert list(zip(mine["instance_id"], mine["verdict"])) == [(instance, "wrong")]
+
+
+def test_a_verdict_shows_in_the_decay_browser_without_recomputing_the_decay(tmp_path,
+                                                                            monkeypatch):
+    ds = data.open_data(make_fixture_home(tmp_path / "home"))
+    calls = []
+    real = stats.decay_bounds
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "decay_bounds", counted)
+    query = analyses.DecayQuery("nli_sim", SIZES, PRETRAIN_SEEDS, FINETUNE_SEEDS,
+                                small="tiny", large="base")
+    before = data.decay_browser(ds, query).rows.set_index("instance_id")["verdict"]
+    assert calls == [1] and before.loc["nli-030"] == "not annotated"
+    ds.annotate("nli_sim", "nli-030", "cy", "wrong")
+    after = data.decay_browser(data.open_data(ds.home), query).rows
+    assert after.set_index("instance_id").loc["nli-030", "verdict"] == "wrong"
+    assert calls == [1]  # the decay itself came from the cache

@@ -8,7 +8,8 @@ the next run writes it back.
 
 Pages use :func:`current` for the shared selection and :func:`url_param` /
 :func:`set_url_param` (or the ``url_*`` widget helpers, which do both) for their own state.
-Only ``app.py`` calls :func:`sidebar`.
+The sidebar that makes the selection is ``seedlab.ui.sidebar`` (only ``app.py`` calls it);
+this module reads no data.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
-
-from seedlab.store import Store
 
 # Query parameter names of the shared selection.
 HOME, TASK, SIZES, PRETRAIN, FINETUNE, CHECKPOINT = (
@@ -297,7 +296,7 @@ def url_text(label: str, name: str, default: str = "", **kwargs: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# The shared sidebar
+# The shared selection (drawn by seedlab.ui.sidebar)
 
 
 def default_home() -> Path:
@@ -305,79 +304,9 @@ def default_home() -> Path:
     return Path(os.environ.get("SEEDLAB_HOME") or "data").resolve()
 
 
-def sidebar() -> Selection:
-    """Draw the shared sidebar (dataset, task, sizes, seeds, checkpoint, copy link, simulated
-    banner) and return the selection. Called by ``app.py`` only, once per run."""
-    from seedlab.ui import data  # late: data imports this module
-
-    restore_url()
-    with st.sidebar:
-        st.markdown("### Data")
-        home_text = url_text("Dataset (seedlab home)", HOME, str(default_home()),
-                             help="A folder holding a seedlab store (`seedlab import` writes"
-                                  " one). Defaults to $SEEDLAB_HOME or ./data.")
-        home = Path(home_text).expanduser()
-        selection = Selection(home=home, task=None)
-        if not Store.is_home(home):
-            st.warning(f"No seedlab store at `{home}`. Import data with `seedlab import ...`"
-                       " or choose another folder.")
-            st.session_state[_SELECTION] = selection
-            _copy_link()
-            return selection
-        ds = data.open_data(home)
-        tasks = ds.tasks()
-        if tasks.empty:
-            st.info("This store holds no tasks yet. Import data with `seedlab import ...`.")
-            st.session_state[_SELECTION] = selection
-            _copy_link()
-            return selection
-        task_names = tasks["task"].tolist()
-        # Open on the default study (seedlab demo) where the home has one.
-        from seedlab.demo import default_task
-
-        first = default_task(home, task_names) or task_names[0]
-        task = url_selectbox("Task", task_names, TASK, first)
-        sizes = ds.sizes(task)
-        runs = ds.runs(task)
-        p_all = data.sorted_seeds(runs["pretrain_seed"].unique().tolist()) if len(runs) else []
-        f_all = sorted(int(s) for s in runs["finetune_seed"].unique()) if len(runs) else []
-        ckpts = ds.checkpoints(task)
-        selection = Selection(home=home, task=task, all_sizes=sizes, all_pretrain_seeds=p_all,
-                              all_finetune_seeds=f_all, checkpoints=ckpts)
-        if not sizes:
-            st.info(f"Task {task} has no runs yet.")
-        else:
-            selection.sizes = url_multiselect("Sizes", sizes, SIZES, sizes)
-            selection.pretrain_seeds = url_multiselect("Pretraining seeds", p_all, PRETRAIN,
-                                                       p_all)
-            selection.finetune_seeds = url_multiselect("Fine-tuning seeds", f_all, FINETUNE,
-                                                       f_all, kind=list[int])
-            ckpt_options = ["last"] + [_ckpt_text(c) for c in ckpts]
-            selection.checkpoint = url_selectbox(
-                "Checkpoint", ckpt_options, CHECKPOINT, "last",
-                help="'last' takes each run's last checkpoint.")
-        _copy_link()
-    row = tasks.set_index("task").loc[task]
-    if bool(row["simulated"]):
-        description = str(row.get("description") or "").strip()
-        st.warning("**Simulated data.** The predictions of task "
-                   f"`{task}` were generated, not produced by trained models. {description}",
-                   icon=":material/science:")
-    elif str(row.get("description") or "").strip():
-        st.info(str(row["description"]).strip(), icon=":material/info:")
+def set_current(selection: Selection) -> None:
+    """Record the selection the sidebar made in this run (``seedlab.ui.sidebar``)."""
     st.session_state[_SELECTION] = selection
-    return selection
-
-
-def _ckpt_text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _copy_link() -> None:
-    with st.popover("Copy link", icon=":material/link:", width="stretch"):
-        st.caption("This link reopens exactly this view: dataset, task, sizes, seeds,"
-                   " checkpoint, page and the page's own settings. Copy it with the icon.")
-        st.code(share_url(), language=None, wrap_lines=True)
 
 
 def current() -> Selection:

@@ -1,0 +1,128 @@
+"""The Overview page: run coverage of a task's grid and accuracy per size across seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from seedlab.analyses.query import Query, Reader
+
+# _ordered_sizes is the store's own size order; a public name for it belongs in store.py.
+from seedlab.store import _ordered_sizes, seed_sort_key
+
+
+def ordered_sizes(sizes: Sequence[str]) -> list[str]:
+    """Sizes smallest first where known (tiny, mini, small, medium, base, large), the
+    others after them (the order of ``Store.sizes``)."""
+    return _ordered_sizes(sizes)
+
+
+def sorted_seeds(seeds: Sequence) -> list[str]:
+    """Pretraining seed labels in natural order (numbers numerically)."""
+    return sorted((str(s) for s in seeds), key=seed_sort_key)
+
+
+def task_table(info: dict) -> list[dict]:
+    """One row per task of ``Store.info()``: task, sizes (comma separated), runs,
+    instances, predictions, masks, annotations, simulated."""
+    return [{"task": name, "sizes": ", ".join(t["sizes"]), "runs": t["runs"],
+             "instances": t["instances"], "predictions": t["predictions"], "masks": t["masks"],
+             "annotations": t["annotations"], "simulated": t["simulated"]}
+            for name, t in info["tasks"].items()]
+
+
+def coverage(runs: pd.DataFrame, jobs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Status of every (size, pretrain_seed, finetune_seed) in the grid a task's runs span.
+
+    ``runs``: ``Store.runs`` rows of one task. ``jobs`` (optional): rows with ``size``,
+    ``pretrain_seed``, ``finetune_seed`` and ``status`` (queued, running, failed) from the
+    job queue; a finished run wins over a job. Returns size, pretrain_seed, finetune_seed,
+    status (present, missing, queued, running, failed).
+    """
+    cols = ["size", "pretrain_seed", "finetune_seed", "status"]
+    keys = runs[["size", "pretrain_seed", "finetune_seed"]].copy() if len(runs) else \
+        pd.DataFrame(columns=cols[:3])
+    if jobs is not None and len(jobs):
+        keys = pd.concat([keys, jobs[["size", "pretrain_seed", "finetune_seed"]]])
+    if keys.empty:
+        return pd.DataFrame(columns=cols)
+    sizes = ordered_sizes(keys["size"].astype(str).unique().tolist())
+    p_seeds = sorted_seeds(keys["pretrain_seed"].unique().tolist())
+    f_seeds = sorted(int(s) for s in keys["finetune_seed"].unique())
+    grid = pd.MultiIndex.from_product([sizes, p_seeds, f_seeds], names=cols[:3])
+    status = pd.Series("missing", index=grid, dtype=object)
+    if jobs is not None and len(jobs):
+        for row in jobs.itertuples(index=False):
+            key = (str(row.size), str(row.pretrain_seed), int(row.finetune_seed))
+            if key in status.index and str(row.status) in ("queued", "running", "failed"):
+                status[key] = str(row.status)
+    for row in runs.itertuples(index=False):
+        status[(str(row.size), str(row.pretrain_seed), int(row.finetune_seed))] = "present"
+    return status.rename("status").reset_index()
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """``grid``: one row per cell (``coverage``); ``counts``: cells per status, most
+    common first."""
+
+    grid: pd.DataFrame = field(repr=False)
+
+    @property
+    def counts(self) -> pd.Series:
+        return self.grid["status"].value_counts()
+
+    @property
+    def missing(self) -> list[tuple[str, str, int]]:
+        """The (size, pretrain_seed, finetune_seed) cells without a run or job."""
+        rows = self.grid[self.grid["status"] == "missing"]
+        return list(rows[["size", "pretrain_seed", "finetune_seed"]].itertuples(index=False,
+                                                                                name=None))
+
+
+def run_coverage(runs: pd.DataFrame, jobs: pd.DataFrame | None = None) -> Coverage:
+    """``coverage`` of a task's runs and unfinished jobs."""
+    return Coverage(coverage(runs, jobs))
+
+
+def accuracy_by_size(accuracy: pd.DataFrame, sizes: Sequence[str]) -> pd.DataFrame:
+    """Mean, std (ddof 1), min, max and N (runs) of run accuracy per size, in ``sizes``
+    order. ``accuracy``: one row per run with ``size`` and ``accuracy``."""
+    grouped = accuracy.groupby("size")["accuracy"]
+    table = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1),
+                          "min": grouped.min(), "max": grouped.max(),
+                          "N runs": grouped.size()})
+    table = table.reindex([s for s in sizes if s in table.index])
+    table.index.name = "size"
+    return table.reset_index()
+
+
+@dataclass(frozen=True)
+class RunAccuracy:
+    """``runs``: accuracy of each selected run (``Store.run_accuracy`` rows); ``table``:
+    ``accuracy_by_size``; ``sizes``: the query's sizes with runs, in order;
+    ``n_instances``: the most instances a run scored."""
+
+    runs: pd.DataFrame = field(repr=False)
+    table: pd.DataFrame = field(repr=False)
+    sizes: list[str]
+
+    @property
+    def n_instances(self) -> int:
+        return int(self.runs["n"].max())
+
+
+def run_accuracy(reader: Reader, query: Query) -> RunAccuracy | None:
+    """Accuracy per run and per size of the query's runs, or None when no run matches."""
+    acc = reader.run_accuracy(query.task, list(query.sizes),
+                              list(query.checkpoint) if isinstance(query.checkpoint, tuple)
+                              else query.checkpoint)
+    acc = acc[acc["pretrain_seed"].astype(str).isin(query.pretrain_seeds)
+              & acc["finetune_seed"].astype(int).isin(query.finetune_seeds)]
+    if acc.empty:
+        return None
+    present = set(acc["size"])
+    return RunAccuracy(acc, accuracy_by_size(acc, query.sizes),
+                       [s for s in query.sizes if s in present])

@@ -1,0 +1,108 @@
+"""The Significance page: the Multi-Bootstrap (Sellam et al. 2021) between two
+configurations, each a (size, checkpoint) with the query's seeds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seedlab import stats
+from seedlab.align import align_instances, usable_runs
+from seedlab.analyses.query import NotEnoughData, Query, Reader, checkpoint_key
+
+
+def arm_name(size: str, checkpoint: Any) -> str:
+    """``size (checkpoint)`` as the page names a configuration: ``tiny (last)``,
+    ``base (0.5)``."""
+    text = checkpoint if checkpoint == "last" else f"{float(checkpoint):g}"
+    return f"{size} ({text})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignificanceQuery(Query):
+    """``baseline`` and ``treatment``: (size, checkpoint) each (``'last'`` or a value); the
+    query's ``sizes`` and ``checkpoint`` are not used. The rest are
+    ``stats.multibootstrap``'s options."""
+
+    baseline: tuple[str, Any]
+    treatment: tuple[str, Any]
+    paired: bool = True
+    nboot: int = 1000
+    sample_seeds: bool = True
+    sample_examples: bool = True
+    sample_finetune: bool = False
+    confidence: float = 0.95
+    rng: int = 0
+    thresholds: tuple[float, ...] | None = None
+    expected_sign: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("baseline", "treatment"):
+            size, ckpt = getattr(self, name)
+            object.__setattr__(self, name, (str(size), checkpoint_key(ckpt)))
+        if self.thresholds is not None:
+            object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+
+
+@dataclass(frozen=True)
+class Significance:
+    """``bootstrap``: ``stats.multibootstrap``'s result (base, expt, delta, draws, nboot,
+    seed, n_examples, thresholds, warnings, ...). ``table``: mean, low, high of the
+    baseline, the treatment and their difference, named by ``arm_name``. ``thresholds``:
+    threshold t and P(delta > t), or None when none were asked for."""
+
+    bootstrap: dict
+    base_name: str
+    expt_name: str
+    table: pd.DataFrame = field(repr=False)
+    thresholds: pd.DataFrame | None = field(repr=False)
+
+    @property
+    def draws(self) -> np.ndarray:
+        """``(nboot,)`` bootstrap draws of the difference (treatment - baseline)."""
+        return np.asarray(self.bootstrap["draws"]["delta"])
+
+
+def significance(reader: Reader, query: SignificanceQuery) -> Significance:
+    """The Multi-Bootstrap between ``query.baseline`` and ``query.treatment`` on the
+    instances both predict, over every run of each that exists and predicts all of them.
+    Raises NotEnoughData when they share no instance or one has no complete run, and what
+    ``stats.multibootstrap`` raises (ValueError)."""
+    loaded = [query.arrays(reader, size, ckpt) for size, ckpt in (query.baseline,
+                                                                    query.treatment)]
+    if not set(loaded[0].instance_ids) & set(loaded[1].instance_ids):
+        raise NotEnoughData("The two configurations share no instances.")
+    aligned = align_instances(loaded)
+    n = len(aligned)
+    rows, seeds, fseeds, treat = [], [], [], []
+    for arm, arrays in enumerate(aligned.arrays):
+        usable = usable_runs(arrays)
+        rows.append(arrays.pred.reshape(n, -1).T[usable])
+        for (p, f), ok in zip(((p, f) for p in arrays.pretrain_seeds
+                               for f in arrays.finetune_seeds), usable):
+            if ok:
+                seeds.append(p)
+                fseeds.append(f)
+                treat.append(arm == 1)
+    if sum(treat) == 0 or sum(treat) == len(treat):
+        raise NotEnoughData("Each configuration needs at least one complete run.")
+    result = stats.multibootstrap(
+        np.vstack(rows), aligned.labels, seeds, np.array(treat), finetune_seeds=fseeds,
+        paired=query.paired, nboot=query.nboot, sample_seeds=query.sample_seeds,
+        sample_examples=query.sample_examples, sample_finetune=query.sample_finetune,
+        confidence=query.confidence, rng=query.rng,
+        thresholds=list(query.thresholds) if query.thresholds else None,
+        expected_sign=query.expected_sign)
+    base_name, expt_name = arm_name(*query.baseline), arm_name(*query.treatment)
+    table = pd.DataFrame([{"": name, "mean": result[k]["mean"], "low": result[k]["low"],
+                           "high": result[k]["high"]}
+                          for k, name in (("base", base_name), ("expt", expt_name),
+                                          ("delta", "difference"))])
+    thresholds = (pd.DataFrame([{"threshold t": t, "P(delta > t)": p}
+                                for t, p in result["thresholds"].items()])
+                  if result.get("thresholds") else None)
+    return Significance(result, base_name, expt_name, table, thresholds)

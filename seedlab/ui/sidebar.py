@@ -1,0 +1,106 @@
+"""The shared sidebar: dataset, task, sizes, seeds, checkpoint and the copy-link popover.
+
+Only ``app.py`` calls :func:`sidebar`, once per run; pages read what it selected with
+``seedlab.ui.state.current()``. It reads the store through ``seedlab.ui.data`` and keeps
+every choice in the URL through ``seedlab.ui.state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+
+from seedlab.store import Store
+from seedlab.ui import data
+from seedlab.ui.state import (
+    CHECKPOINT,
+    FINETUNE,
+    HOME,
+    PRETRAIN,
+    SIZES,
+    TASK,
+    Selection,
+    default_home,
+    restore_url,
+    set_current,
+    share_url,
+    url_multiselect,
+    url_selectbox,
+    url_text,
+)
+
+# (home, task names) -> the task to open on, or None for the first.
+DefaultTask = Callable[[Path, list[str]], "str | None"]
+
+
+def sidebar(default_task: DefaultTask | None = None) -> Selection:
+    """Draw the shared sidebar (dataset, task, sizes, seeds, checkpoint, copy link, simulated
+    banner) and return the selection. Called by ``app.py`` only, once per run.
+    ``default_task(home, tasks)`` names the task to open on (``app.py`` passes the default
+    study's, ``seedlab.demo.default_task``); else the first task."""
+    restore_url()
+    with st.sidebar:
+        st.markdown("### Data")
+        home_text = url_text("Dataset (seedlab home)", HOME, str(default_home()),
+                             help="A folder holding a seedlab store (`seedlab import` writes"
+                                  " one). Defaults to $SEEDLAB_HOME or ./data.")
+        home = Path(home_text).expanduser()
+        selection = Selection(home=home, task=None)
+        if not Store.is_home(home):
+            st.warning(f"No seedlab store at `{home}`. Import data with `seedlab import ...`"
+                       " or choose another folder.")
+            set_current(selection)
+            _copy_link()
+            return selection
+        ds = data.open_data(home)
+        tasks = ds.tasks()
+        if tasks.empty:
+            st.info("This store holds no tasks yet. Import data with `seedlab import ...`.")
+            set_current(selection)
+            _copy_link()
+            return selection
+        task_names = tasks["task"].tolist()
+        first = (default_task(home, task_names) if default_task else None) or task_names[0]
+        task = url_selectbox("Task", task_names, TASK, first)
+        sizes = ds.sizes(task)
+        p_all = ds.pretrain_seeds(task)
+        f_all = ds.finetune_seeds(task)
+        ckpts = ds.checkpoints(task)
+        selection = Selection(home=home, task=task, all_sizes=sizes, all_pretrain_seeds=p_all,
+                              all_finetune_seeds=f_all, checkpoints=ckpts)
+        if not sizes:
+            st.info(f"Task {task} has no runs yet.")
+        else:
+            selection.sizes = url_multiselect("Sizes", sizes, SIZES, sizes)
+            selection.pretrain_seeds = url_multiselect("Pretraining seeds", p_all, PRETRAIN,
+                                                       p_all)
+            selection.finetune_seeds = url_multiselect("Fine-tuning seeds", f_all, FINETUNE,
+                                                       f_all, kind=list[int])
+            ckpt_options = ["last"] + [_ckpt_text(c) for c in ckpts]
+            selection.checkpoint = url_selectbox(
+                "Checkpoint", ckpt_options, CHECKPOINT, "last",
+                help="'last' takes each run's last checkpoint.")
+        _copy_link()
+    row = tasks.set_index("task").loc[task]
+    if bool(row["simulated"]):
+        description = str(row.get("description") or "").strip()
+        st.warning("**Simulated data.** The predictions of task "
+                   f"`{task}` were generated, not produced by trained models. {description}",
+                   icon=":material/science:")
+    elif str(row.get("description") or "").strip():
+        st.info(str(row["description"]).strip(), icon=":material/info:")
+    set_current(selection)
+    return selection
+
+
+def _ckpt_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _copy_link() -> None:
+    with st.popover("Copy link", icon=":material/link:", width="stretch"):
+        st.caption("This link reopens exactly this view: dataset, task, sizes, seeds,"
+                   " checkpoint, page and the page's own settings. Copy it with the icon.")
+        st.code(share_url(), language=None, wrap_lines=True)
