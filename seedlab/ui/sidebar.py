@@ -45,7 +45,9 @@ def sidebar(default_task: DefaultTask | None = None) -> Selection:
         st.markdown("### Data")
         home_text = url_text("Dataset (seedlab home)", HOME, str(default_home()),
                              help="A folder holding a seedlab store (`seedlab import` writes"
-                                  " one). Defaults to $SEEDLAB_HOME or ./data.")
+                                  " one). Defaults to $SEEDLAB_HOME, else home/: your own copy"
+                                  " of the shipped study in data/, where your runs and imports"
+                                  " go.")
         home = Path(home_text).expanduser()
         selection = Selection(home=home, task=None)
         if not Store.is_home(home):

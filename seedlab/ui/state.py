@@ -15,7 +15,6 @@ this module reads no data.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
+
+from seedlab.home import default_home
 
 # Query parameter names of the shared selection.
 HOME, TASK, SIZES, PRETRAIN, FINETUNE, CHECKPOINT = (
@@ -297,11 +298,6 @@ def url_text(label: str, name: str, default: str = "", **kwargs: Any) -> str:
 
 # ---------------------------------------------------------------------------------------
 # The shared selection (drawn by seedlab.ui.sidebar)
-
-
-def default_home() -> Path:
-    """``$SEEDLAB_HOME`` if set, else ``./data``."""
-    return Path(os.environ.get("SEEDLAB_HOME") or "data").resolve()
 
 
 def set_current(selection: Selection) -> None:
