@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from seedlab.runs import queue, spec, trainer
+from seedlab.runs import plan, queue, spec, trainer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +86,7 @@ def _grid_from_args(args: argparse.Namespace) -> spec.GridSpec:
 def cmd_submit(store, args: argparse.Namespace) -> int:
     grid = _grid_from_args(args)
     jobs = grid.expand()
-    missing = spec.missing_jobs(store, grid)
+    missing = plan.missing_jobs(store, grid)
     active = queue.active_keys(store)
     new = [j for j in missing if j.key not in active]
     print(f"{len(jobs)} jobs in the grid: {len(jobs) - len(missing)} already in the store,"

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from seedlab.runs import trainer
-from seedlab.runs.worker import live_workers, record_worker, worker_id_for
+from seedlab.runs.queue import live_workers, record_worker
+from seedlab.runs.worker import worker_id_for
 from seedlab.store import Store
 
 

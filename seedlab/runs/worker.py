@@ -16,11 +16,10 @@ import time
 import traceback
 from dataclasses import dataclass
 
-import pandas as pd
-
 from seedlab.errors import SeedlabError
 from seedlab.runs import queue, trainer
-from seedlab.store import Store, utc_now
+from seedlab.runs.queue import record_worker
+from seedlab.store import Store
 
 
 @dataclass
@@ -41,31 +40,6 @@ class WorkerConfig:
 
 def worker_id_for(device: str, pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid or os.getpid()}:{device}"
-
-
-def record_worker(store: Store, worker_id: str, pid: int, device: str, state: str,
-                  job_id: int | None = None) -> None:
-    """Insert or update a row of the ``workers`` table (the pool is found again from it)."""
-    host = socket.gethostname()
-    with queue.connect(store) as con:
-        con.execute(
-            "INSERT INTO workers (worker_id, pid, host, device, started_at, heartbeat, state,"
-            " job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET"
-            " heartbeat = excluded.heartbeat, state = excluded.state, job_id = excluded.job_id",
-            (worker_id, pid, host, device, utc_now(), time.time(), state, job_id))
-
-
-def live_workers(store: Store) -> pd.DataFrame:
-    """Workers that have not exited (on this host: whose process still exists)."""
-    with queue.connect(store) as con:
-        rows = con.execute("SELECT worker_id, pid, host, device, started_at, heartbeat, state,"
-                           " job_id FROM workers WHERE state != 'exited' ORDER BY started_at"
-                           ).fetchall()
-    frame = pd.DataFrame(rows, columns=["worker_id", "pid", "host", "device", "started_at",
-                                        "heartbeat", "state", "job_id"])
-    here = socket.gethostname()
-    alive = [h != here or queue._pid_alive(int(p)) for h, p in zip(frame["host"], frame["pid"])]
-    return frame.loc[pd.Series(alive, index=frame.index, dtype=bool)].reset_index(drop=True)
 
 
 class Worker:
