@@ -355,7 +355,7 @@ def set_external(store: Store, job_id: int, *, slurm_id: str, options: str) -> b
         return cur.rowcount == 1
 
 
-def external_update(store: Store, job_id: int, worker: str, *, state: str,
+def external_update(store: Store, job_id: int, worker: str | None, *, state: str,
                     slurm_state: str | None = None, message: str | None = None,
                     device: str | None = None, phase: str | None = None,
                     step: int | None = None, total: int | None = None,
@@ -370,7 +370,7 @@ def external_update(store: Store, job_id: int, worker: str, *, state: str,
     now = utc_now()
     ended = state not in ACTIVE
     with connect(store) as con, _immediate(con):
-        row = con.execute("SELECT state FROM jobs WHERE id = ? AND worker = ? AND state IN"
+        row = con.execute("SELECT state FROM jobs WHERE id = ? AND worker IS ? AND state IN"
                           " (?, ?)", (job_id, worker, *ACTIVE)).fetchone()
         if row is None:
             return False
@@ -388,6 +388,15 @@ def external_update(store: Store, job_id: int, worker: str, *, state: str,
         if row[0] != state:
             _event(con, job_id, state, worker, message)
     return True
+
+
+def set_slurm_state(store: Store, job_id: int, slurm_id: str, slurm_state: str) -> bool:
+    """Record what Slurm now says of a job's Slurm attempt ``slurm_id`` (a job that has
+    ended for seedlab can still be completing in Slurm); the job's state is unchanged."""
+    with connect(store) as con:
+        cur = con.execute("UPDATE jobs SET slurm_state = ? WHERE id = ? AND slurm_id = ?",
+                          (slurm_state, job_id, slurm_id))
+        return cur.rowcount == 1
 
 
 # -- the workers table ------------------------------------------------------------------

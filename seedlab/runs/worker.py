@@ -10,6 +10,8 @@ jobs whose workers died (``queue.reap_stale``) before it claims the next one.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 import threading
 import time
@@ -42,6 +44,37 @@ def worker_id_for(device: str, pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid or os.getpid()}:{device}"
 
 
+_JOB_TEMP = re.compile(r"^\.tmp-job(\d+)-")
+
+
+def sweep_job_temps(store: Store) -> list[str]:
+    """Remove the half-written run folders (``runs/.tmp-job<id>-*``) of jobs that have
+    ended (finished, failed, cancelled): a worker killed mid-job leaves one, and a job
+    that then fails for good is never run again to clean it. Folders of queued or
+    running jobs are left alone. Returns the names removed."""
+    root = trainer.runs_root(store)
+    if not root.is_dir():
+        return []
+    temps = [p for p in root.iterdir() if _JOB_TEMP.match(p.name) and p.is_dir()]
+    if not temps:
+        return []
+    ended = set(queue.jobs(store, state=("finished", "failed", "cancelled"))["id"].astype(int))
+    removed = []
+    for path in temps:
+        if int(_JOB_TEMP.match(path.name).group(1)) in ended:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
+
+
+def reap(store: Store, stale_s: float = 120.0, max_attempts: int = 3) -> list[tuple[int, str]]:
+    """``queue.reap_stale`` and then ``sweep_job_temps``: what every reader of the queue
+    that may find dead workers (a worker, ``runs list``, the Runs page) calls."""
+    changed = queue.reap_stale(store, stale_s, max_attempts)
+    sweep_job_temps(store)
+    return changed
+
+
 class Worker:
     """Claims and runs jobs until the queue is empty (``once``) or it has idled too long."""
 
@@ -60,7 +93,7 @@ class Worker:
         idle_since = time.time()
         try:
             while True:
-                queue.reap_stale(self.store, cfg.stale_s, cfg.max_attempts)
+                reap(self.store, cfg.stale_s, cfg.max_attempts)
                 job = queue.claim(self.store, self.id, cfg.device)
                 if job is None:
                     if cfg.once:
