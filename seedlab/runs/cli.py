@@ -226,19 +226,25 @@ def cmd_logs(store, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(store, args: argparse.Namespace) -> int:
-    from seedlab.runs.executor import local_gpus
+    from seedlab.runs.executor import local_gpus, slot_threads
     from seedlab.runs.worker import Worker, WorkerConfig
 
+    if args.jobs_per_gpu < 1:
+        print("--jobs-per-gpu must be at least 1", file=sys.stderr)
+        return 2
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
     if gpus is None and args.device_label is None:
         gpus = local_gpus()
-    if gpus and len(gpus) > 1:
-        # One process per GPU, each seeing only its own device.
+    slots = [g for g in (gpus or ["cpu"]) for _ in range(args.jobs_per_gpu)]
+    if len(slots) > 1:
+        # One process per slot, each seeing only its own GPU (and its share of the cores).
         children = []
-        for g in gpus:
-            env = dict(os.environ, CUDA_VISIBLE_DEVICES=g)
+        for g in slots:
+            env = dict(os.environ, CUDA_VISIBLE_DEVICES="" if g == "cpu" else g,
+                       **slot_threads(args.jobs_per_gpu))
             command = [sys.executable, "-m", "seedlab", "--home", str(store.home), "worker",
-                       "--gpus", g, "--heartbeat", str(args.heartbeat), "--stale", str(args.stale)]
+                       *(["--device-label", "cpu"] if g == "cpu" else ["--gpus", g]),
+                       "--heartbeat", str(args.heartbeat), "--stale", str(args.stale)]
             if args.once:
                 command.append("--once")
             if args.idle_exit is not None:
