@@ -139,18 +139,18 @@ def test_each_way_slurm_ends_a_job_becomes_a_state_and_a_reason(store, monkeypat
     changed = dict(slurm.sync(store))
     jobs = queue.jobs(store).set_index("id")
     expect = {
-        ids[0]: ("failed", "Slurm killed the job for using more than its memory (1500 MB):"
-                 " raise the memory (--mem) or lower batch_size / max_seq_length"),
+        ids[0]: ("failed", ("Slurm killed the job for using more than its memory (1500 MB):"
+                 " raise the memory (--mem) or lower batch_size / max_seq_length")),
         ids[1]: ("failed", "the node running the job failed (node3): retry it"),
-        ids[2]: ("failed", "Slurm preempted the job (a higher-priority job took its node):"
-                 " retry it"),
-        ids[3]: ("failed", "Slurm stopped the job at its time limit (30 min): raise the time"
-                 " limit (--time) and retry"),
+        ids[2]: ("failed", ("Slurm preempted the job (a higher-priority job took its node):"
+                 " retry it")),
+        ids[3]: ("failed", ("Slurm stopped the job at its time limit (30 min): raise the time"
+                 " limit (--time) and retry")),
         ids[4]: ("queued", "waiting in Slurm as 40_4 (Resources)"),
         ids[5]: ("cancelled", "cancelled in Slurm (40_5)"),
         ids[6]: ("failed", "could not load model m from /models/m: no config.json"),
-        ids[7]: ("failed", "Slurm no longer knows job 40_7 and it left no outcome (it ended"
-                 " before it could start, or long ago); retry it"),
+        ids[7]: ("failed", ("Slurm no longer knows job 40_7 and it left no outcome (it ended"
+                 " before it could start, or long ago); retry it")),
     }
     assert {i: (jobs.loc[i, "state"], jobs.loc[i, "message"]) for i in ids} == expect
     assert changed == {i: s for i, (s, _) in expect.items() if s != "queued"}
