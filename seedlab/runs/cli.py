@@ -161,7 +161,7 @@ def _text(value) -> str:
 def sync_slurm(store) -> None:
     """Bring Slurm jobs up to date (and register their finished runs) when there are any;
     a Slurm that does not answer is said on stderr, the listing goes on."""
-    if not queue.jobs(store, state=queue.ACTIVE).query("executor == 'slurm'").empty:
+    if (queue.jobs(store)["executor"] == "slurm").any():
         try:
             slurm.sync(store)
         except slurm.SlurmError as exc:
