@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -169,6 +170,14 @@ def test_a_cancelled_job_ends_cancelled_and_a_job_over_its_time_limit_fails_with
     assert cancelled["state"] == "cancelled" and cancelled["message"] == "cancelled while running"
     assert store.runs(task="rotten_tomatoes").empty
     assert not list((home / "runs").glob(".tmp-*"))
+    # Stopped by SIGTERM, each job removed its node-local scratch store.
+    deadline = time.time() + 30
+    while any(Path(tempfile.gettempdir()).glob(f"seedlab-job{i}-*") for i in jobs["id"]):
+        assert time.time() < deadline, "a stopped job left its scratch folder"
+        time.sleep(1)
+    outcome = json.loads((slurm.cell_dir(home, to_time_out) / "outcome.json").read_text())
+    assert outcome == {"slurm_id": row["slurm_id"], "state": "failed", "reason":
+                       "Slurm stopped the job (SIGTERM: cancelled, out of time or preempted)"}
 
     # retry resubmits: a new Slurm id, the same seedlab job; then cancel it to finish.
     assert cli(["--home", str(home), "runs", "retry", str(to_time_out)]) == 0

@@ -130,6 +130,11 @@ def test_each_way_slurm_ends_a_job_becomes_a_state_and_a_reason(store, monkeypat
     (cell / "outcome.json").write_text(json.dumps({
         "slurm_id": "40_6", "state": "failed",
         "reason": "could not load model m from /models/m: no config.json"}))
+    # A job Slurm ended wrote that it got SIGTERM: Slurm's reason is the one shown.
+    timed_out = slurm.cell_dir(store.home, ids[3])
+    timed_out.mkdir(parents=True)
+    (timed_out / "outcome.json").write_text(json.dumps({
+        "slurm_id": "40_3", "state": "failed", "reason": "Slurm stopped the job (SIGTERM)"}))
     # An outcome from an earlier Slurm attempt of the job is not this attempt's.
     old = slurm.cell_dir(store.home, ids[7])
     old.mkdir(parents=True)

@@ -324,6 +324,10 @@ def run_cell(home: str, job_id: int, spec_json: str) -> str:
     signal.signal(signal.SIGUSR2, lambda signum, frame: _write_json(
         cell / "warning.json", {"slurm_id": slurm_id, "at": time.time(),
                                 "warning": "Slurm signalled that the time limit is near"}))
+    # Slurm ends a job (scancel, time limit, preemption) with SIGTERM, then SIGKILL after
+    # its KillWait: turn SIGTERM into an exit so the scratch folder and any half-copied run
+    # folder are removed and the outcome says so.
+    signal.signal(signal.SIGTERM, _stopped_by_slurm)
     started = time.time()
     last = [0.0]
 
@@ -371,7 +375,17 @@ def run_cell(home: str, job_id: int, spec_json: str) -> str:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+class StoppedBySlurm(SystemExit):
+    """Slurm sent SIGTERM (scancel, time limit, preemption)."""
+
+
+def _stopped_by_slurm(signum: int, frame: Any) -> None:
+    raise StoppedBySlurm(128 + signum)
+
+
 def _reason(exc: BaseException, spec: JobSpec) -> str:
+    if isinstance(exc, StoppedBySlurm):
+        return "Slurm stopped the job (SIGTERM: cancelled, out of time or preempted)"
     if isinstance(exc, SeedlabError):
         return str(exc)
     if isinstance(exc, MemoryError):
@@ -545,6 +559,8 @@ def _sync_one(store: Store, job: queue.Job, info: SlurmState | None) -> str | No
                       message=f"running in Slurm as {job.slurm_id} on {info.node}")
     if info.state == "CANCELLED":
         return update("cancelled", message=f"cancelled in Slurm ({job.slurm_id})")
+    if info.state in ENDED_REASONS:  # Slurm ended it: Slurm's reason, not the job's SIGTERM
+        return update("failed", message=_ended_reason(info, job))
     if outcome:  # the job's own account of its failure is the most precise
         return update("failed", message=str(outcome.get("reason", "failed")))
     if info.state == "COMPLETED":
