@@ -32,6 +32,7 @@ def test_grid_expands_sizes_x_pretrain_x_finetune_with_one_model_per_pretraining
     ({"finetune_seeds": ["x"]}, "finetune_seeds"),
     ({"model": ["a", "b", "c"]}, "model"),
     ({"batch_size": 0}, "batch_size"),
+    ({"model": {"large": "m"}}, "model"),  # no model for size 'base': refused before expand
     ({"colour": 1}, "colour"),
 ])
 def test_bad_specs_name_the_field(bad, field):

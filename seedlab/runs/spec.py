@@ -207,6 +207,11 @@ def _seed(value: Any, source: str) -> int:
 def _check_templates(model: Any, sizes: list[str], pretrain: list[str], source: str) -> None:
     """Every model source (or template) fills for the grid's first cell, so a bad
     placeholder is refused here, before anything expands."""
+    if isinstance(model, dict):
+        missing = [size for size in sizes if size not in model]
+        if missing:
+            raise InputError(source, f"no model for size {missing[0]!r}", field="model",
+                             expected="an entry for every size")
     values = list(model.values()) if isinstance(model, dict) else _listify(model)
     for value in values:
         if not isinstance(value, str) or not value.strip():
