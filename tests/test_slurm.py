@@ -172,8 +172,10 @@ def test_a_cancelled_job_ends_cancelled_and_a_job_over_its_time_limit_fails_with
     assert not list((home / "runs").glob(".tmp-*"))
     # Stopped by SIGTERM, each job removed its node-local scratch store.
     deadline = time.time() + 30
-    while any(Path(tempfile.gettempdir()).glob(f"seedlab-job{i}-*") for i in jobs["id"]):
-        assert time.time() < deadline, "a stopped job left its scratch folder"
+    while left := [p for i in jobs["id"] for p in Path(tempfile.gettempdir()).glob(
+            f"seedlab-job{i}-*")]:
+        inside = [sorted(map(str, p.rglob("*"))) for p in left]
+        assert time.time() < deadline, f"stopped jobs left scratch folders: {left} {inside}"
         time.sleep(1)
     outcome = json.loads((slurm.cell_dir(home, to_time_out) / "outcome.json").read_text())
     assert outcome == {"slurm_id": row["slurm_id"], "state": "failed", "reason":

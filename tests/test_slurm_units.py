@@ -22,7 +22,8 @@ def test_options_come_from_slurm_json_and_flags_override_them(tmp_path):
                                          mem_mb=16384, time_min=120, account="nlp-lab",
                                          qos="normal", constraint="a100|h100")
     assert options.sbatch_parameters() == {
-        "cpus_per_task": 4, "mem": "16384M", "time": 120, "gpus_per_node": 1,
+        "cpus_per_task": 4, "mem": "16384M", "time": 120, "signal_delay_s": 90,
+        "gpus_per_node": 1,
         "partition": "gpu", "account": "nlp-lab", "qos": "normal", "constraint": "a100|h100"}
     over = slurm.parse_options({"qos": "high", "time": "1-00:00:00", "mem": None}, "command line",
                                base=options)
@@ -30,7 +31,9 @@ def test_options_come_from_slurm_json_and_flags_override_them(tmp_path):
     assert slurm.SlurmOptions.from_json(over.to_json()) == over
     # a job without GPUs does not ask for any, and never for the whole node's memory
     assert slurm.SlurmOptions().sbatch_parameters() == {"cpus_per_task": 1, "mem": "4096M",
-                                                        "time": 60}
+                                                        "time": 60, "signal_delay_s": 90}
+    # a 1-minute limit is warned 15 s before its end, not before the job has started
+    assert slurm.SlurmOptions(time_min=1).sbatch_parameters()["signal_delay_s"] == 15
 
 
 @pytest.mark.parametrize("value, minutes", [(90, 90), ("90", 90), ("1:30:00", 90),

@@ -86,8 +86,12 @@ class SlurmOptions:
 
     def sbatch_parameters(self) -> dict[str, Any]:
         """Keyword arguments for ``submitit.SlurmExecutor.update_parameters``."""
+        # Slurm's early warning (USR2) comes this long before the time limit. submitit
+        # asks 90 s; for a short limit that is at the start, before Python has a handler,
+        # and USR2's default action would kill the job: a quarter of the limit at most.
+        warning_s = max(10, min(90, self.time_min * 60 // 4))
         params: dict[str, Any] = {"cpus_per_task": self.cpus_per_job, "mem": f"{self.mem_mb}M",
-                                  "time": self.time_min}
+                                  "time": self.time_min, "signal_delay_s": warning_s}
         if self.gpus_per_job:
             params["gpus_per_node"] = self.gpus_per_job
         for name in ("partition", "account", "qos", "constraint"):
@@ -380,6 +384,8 @@ class StoppedBySlurm(SystemExit):
 
 
 def _stopped_by_slurm(signum: int, frame: Any) -> None:
+    # srun and slurmstepd may both signal: a second SIGTERM must not interrupt the cleanup.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise StoppedBySlurm(128 + signum)
 
 
