@@ -366,7 +366,9 @@ def run_cell(home: str, job_id: int, spec_json: str) -> str:
         trainer.Log(trainer.log_path(scratch_store, job_id))(
             f"Slurm job {slurm_id} on {os.uname().nodename}")
         result = trainer.run_job(scratch_store, job_id, spec, progress=progress)
-        final = _publish(result.run_dir, home_path / result.run_dir.relative_to(scratch_home))
+        final = result.run_dir
+        if final.is_relative_to(scratch_home):  # a run folder, not a model written in place
+            final = _publish(job_id, final, home_path / final.relative_to(scratch_home))
         _write_json(cell / "outcome.json", {"slurm_id": slurm_id, "state": "finished",
                                             "run_dir": str(final),
                                             "accuracy": result.accuracy})
@@ -405,12 +407,13 @@ def _reason(exc: BaseException, spec: JobSpec) -> str:
     return f"unexpected error ({name}): {exc}"
 
 
-def _publish(run_dir: Path, final: Path) -> Path:
+def _publish(job_id: int, run_dir: Path, final: Path) -> Path:
     """Copy ``run_dir`` to ``final`` (on the shared filesystem) so that ``final`` appears
-    whole or not at all. An existing complete folder (an earlier attempt's) is kept."""
-    if (final / "predictions.parquet").exists() or (final / "pretrain.json").exists():
+    whole or not at all. An existing complete folder (an earlier attempt's) is kept. The
+    copy is staged under the trainer's ``.tmp-job<id>-`` prefix, which sweeps know."""
+    if (final / "predictions.parquet").exists():
         return final
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+    tmp = final.parent / f".tmp-job{job_id}-slurm-{uuid.uuid4().hex[:8]}"
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
         shutil.copytree(run_dir, tmp)
