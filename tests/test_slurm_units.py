@@ -184,3 +184,21 @@ def test_a_running_slurm_job_shows_its_node_and_the_progress_it_wrote(store, mon
     assert row["message"] == "running in Slurm as 40_0 on node9" and row["started_at"]
     events = queue.events(store, job_id)
     assert list(events["state"]) == ["queued", "queued", "running"]
+
+
+def test_a_finished_outcome_naming_a_folder_outside_the_home_is_not_registered(store,
+                                                                                 monkeypatch,
+                                                                                 tmp_path):
+    [job_id] = _submitted(store, 1)
+    monkeypatch.setattr(slurm, "query_states", lambda ids: {
+        "40_0": slurm.SlurmState("COMPLETED", "None", "node9")})
+    cell = slurm.cell_dir(store.home, job_id)
+    cell.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere" / "job-1-t-s-p0-f0"
+    (cell / "outcome.json").write_text(json.dumps({"slurm_id": "40_0", "state": "finished",
+                                                   "run_dir": str(elsewhere)}))
+    assert slurm.sync(store) == [(job_id, "failed")]
+    assert queue.get(store, job_id).message == (
+        f"the job's outcome names {elsewhere}, which is not a run folder in"
+        f" {store.home.resolve() / 'runs'}")
+    assert store.runs().empty

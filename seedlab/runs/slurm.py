@@ -544,6 +544,10 @@ def _sync_one(store: Store, job: queue.Job, info: SlurmState | None) -> str | No
 
     if outcome and outcome.get("state") == "finished":
         run_dir = Path(str(outcome.get("run_dir", "")))
+        runs = trainer.runs_root(store).resolve()
+        if run_dir.resolve().parent != runs:  # only folders the job published, in this home
+            return update("failed", message=f"the job's outcome names {run_dir}, which is not"
+                          f" a run folder in {runs}")
         try:
             result = trainer.register(store, run_dir)
         except Exception as exc:  # noqa: BLE001 - a bad folder fails its job, not the sync
