@@ -113,7 +113,7 @@ def _submitted(store, n: int) -> list[int]:
     return ids
 
 
-def test_each_way_slurm_ends_a_job_becomes_a_state_and_a_reason(store, monkeypatch):
+def test_each_way_slurm_ends_a_job_becomes_a_state_and_a_reason(store, monkeypatch, capsys):
     ids = _submitted(store, 8)
     said = {
         "40_0": slurm.SlurmState("OUT_OF_MEMORY", "OutOfMemory", "node7"),
@@ -164,8 +164,12 @@ def test_each_way_slurm_ends_a_job_becomes_a_state_and_a_reason(store, monkeypat
     assert changed == {i: s for i, (s, _) in expect.items() if s != "queued"}
     assert jobs.loc[ids[0], "slurm_state"] == "OUT_OF_MEMORY"
     assert jobs.loc[ids[7], "slurm_state"] == "GONE"
-    # Ended jobs stay ended: a second sync changes nothing.
-    assert slurm.sync(store) == []
+    # Ended jobs stay ended: a second sync (here through the CLI) changes nothing.
+    capsys.readouterr()
+    assert cli(["--home", str(store.home), "runs", "sync"]) == 0
+    assert capsys.readouterr().out == "0 job(s) changed\n"
+    assert queue.jobs(store).set_index("id").loc[ids, "state"].tolist() == [
+        s for s, _ in expect.values()]
 
 
 def test_a_running_slurm_job_shows_its_node_and_the_progress_it_wrote(store, monkeypatch):
