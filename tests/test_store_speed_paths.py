@@ -80,11 +80,11 @@ def built(store: Store) -> None:
 
 def parquet(store: Store, **query) -> pd.DataFrame:
     """The same query answered by the Parquet scan."""
-    store._CUBE_INSTANCES = -1
+    store.cube_instance_limit = -1
     try:
         return store.predictions(**query)
     finally:
-        del store._CUBE_INSTANCES
+        del store.cube_instance_limit
 
 
 def assert_same(fast: pd.DataFrame, slow: pd.DataFrame, ordered: bool = True) -> None:

@@ -31,10 +31,12 @@ import math
 import os
 import shutil
 import sqlite3
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +50,7 @@ import pyarrow.parquet as pq
 
 from seedlab import cubes, schema
 from seedlab.errors import DuplicateRunError, InputError, StoreError
+from seedlab.store.journal import Journal, fsync_dir, fsync_file
 
 CATALOG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -246,6 +249,7 @@ class Transaction:
         self._dropped_runs: set[str] = set()
         self._evaluations: list[pd.DataFrame] = []
         self._annotations: list[pd.DataFrame] = []
+        self._staging_lock: io.TextIOWrapper | None = None
         self.summary: dict[str, int] = {
             "runs_added": 0,
             "runs_unchanged": 0,
@@ -269,7 +273,7 @@ class Transaction:
     ) -> None:
         schema.check_name("task", task)
         labels = [str(x) for x in label_list]
-        existing = self.store._task_row(task) or self._tasks.get(task)
+        existing = self.store.task_row(task) or self._tasks.get(task)
         if existing is not None:
             old = existing["label_list"]
             old = json.loads(old) if isinstance(old, str) else old
@@ -330,8 +334,7 @@ class Transaction:
         table = _prediction_table(run, run_id)
         digest = _table_digest(table)
         if spill:
-            self.staging.mkdir(parents=True, exist_ok=True)
-            path = self.staging / f"run-{run_id}.parquet"
+            path = self._staging_dir() / f"run-{run_id}.parquet"
             pq.write_table(table, path)
             stats = _SpilledRun(path, _run_stats(table))
             run = dataclasses.replace(run, table=table.schema.empty_table())
@@ -379,185 +382,89 @@ class Transaction:
         frame["note"] = frame["note"].fillna("").astype(str)
         self._annotations.append(frame)
 
+    # -- staging folder ------------------------------------------------------------------
+    def _staging_dir(self) -> Path:
+        """This writer's staging folder, created on first use with its flock held (see
+        ``staging_is_abandoned``): a sweep never removes a live writer's files."""
+        if self._staging_lock is None:
+            root = self.store.home / ".staging"
+            root.mkdir(parents=True, exist_ok=True)
+            # Locked under a temporary name first, then renamed: a sweep only ever sees a
+            # lock file that its writer already holds.
+            tmp = root / f".{self.import_id}.lock-new"
+            handle = open(tmp, "a+")  # noqa: SIM115 - held until the transaction ends
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            os.replace(tmp, root / f"{self.import_id}.lock")
+            self._staging_lock = handle
+            self.staging.mkdir(parents=True, exist_ok=True)
+        return self.staging
+
+    def discard(self) -> None:
+        """Remove this transaction's staged files and release its staging lock."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if self._staging_lock is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (self.staging.parent / f"{self.import_id}.lock").unlink()
+            self._staging_lock.close()
+            self._staging_lock = None
+
     # -- commit --------------------------------------------------------------------------
     def commit(self) -> dict[str, int]:
+        """Validate against the store, then make every staged write visible at once.
+
+        Order: stage files (fsynced) -> move them into place under new names -> append the
+        commit record to the journal -> one SQLite transaction -> delete replaced files ->
+        sweep what killed writers left. A process killed before the SQLite commit leaves
+        the store as it was; its journal record is marked aborted by the next writer, and
+        its files are swept. ``seedlab reindex`` rebuilds only what the journal says was
+        committed."""
         store = self.store
-        home = store.home
         with store._write_lock():
             catalog = store._catalog()
             try:
-                existing_runs = {
-                    row[0]: row
-                    for row in catalog.execute("SELECT run_id, content_hash, file FROM runs")
-                }
-                # Validate against the store before anything moves.
-                for run_id, (run, _table, digest) in self._runs.items():
-                    old = existing_runs.get(run_id)
-                    if old is not None and old[1] != digest and not self.replace:
-                        raise DuplicateRunError(
-                            f"{self.source}: the store already has a different run for task"
-                            f" {run.task}, size {run.size}, pretraining seed {run.pretrain_seed},"
-                            f" fine-tuning seed {run.finetune_seed}; import with --replace to"
-                            " overwrite it"
-                        )
-                for task in {*self._instances, *(r.task for r, _, _ in self._runs.values())}:
-                    if task not in self._tasks and store._task_row(task, catalog) is None:
-                        raise StoreError(f"task {task!r} has no label list: call set_task first")
-
-                self.staging.mkdir(parents=True, exist_ok=True)
-                moves: list[tuple[Path, Path]] = []
-                now = utc_now()
-                task_rows, run_rows, instance_rows, mask_rows, eval_rows = [], [], [], [], []
-                stale: list[Path] = []
-
-                for task, meta in self._tasks.items():
-                    known = store._task_row(task, catalog)
-                    if (known is not None and known["label_list"] == meta["label_list"]
-                            and known["simulated"] == meta["simulated"]
-                            and (not meta["description"]
-                                 or known["description"] == meta["description"])):
-                        continue  # unchanged: re-importing must not touch the store
-                    rel = f"tasks/{task}.json"
-                    tmp = self.staging / f"task-{task}.json"
-                    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-                    moves.append((tmp, home / rel))
-                    task_rows.append(
-                        (
-                            task,
-                            json.dumps(meta["label_list"]),
-                            int(meta["simulated"]),
-                            meta["source"],
-                            meta["description"],
-                            rel,
-                        )
-                    )
-
-                for task, frame in self._instances.items():
-                    old = store._instance_frame(task, catalog)
-                    merged = _merge_instances(old, frame, self.source) if old is not None else frame
-                    table = _instance_table(merged)
-                    digest = _table_digest(table)[:16]
-                    rel = f"instances/task={task}/{digest}.parquet"
-                    old_file = store._instance_file(task, catalog)
-                    if old_file == rel:
-                        continue
-                    tmp = self.staging / f"instances-{task}.parquet"
-                    pq.write_table(table, tmp)
-                    moves.append((tmp, home / rel))
-                    instance_rows.append((task, rel, table.num_rows, now))
-                    if old_file:
-                        stale.append(home / old_file)
-                    self.summary["instances"] += len(frame)
-
-                for run_id, (run, table, digest) in self._runs.items():
-                    old = existing_runs.get(run_id)
-                    if old is not None and old[1] == digest:
-                        self.summary["runs_unchanged"] += 1
-                        continue
-                    rel = f"predictions/task={run.task}/size={run.size}/{run_id}-{digest[:8]}.parquet"
-                    tmp = self.staging / f"run-{run_id}.parquet"
-                    if not isinstance(table, _SpilledRun):
-                        pq.write_table(table, tmp)
-                    moves.append((tmp, home / rel))
-                    if old is not None:
-                        stale.append(home / old[2])
-                        self.summary["runs_replaced"] += 1
-                    else:
-                        self.summary["runs_added"] += 1
-                    run_rows.append(_run_row(run, run_id, table, digest, rel, now))
-
-                for (setting, task), frame in self._masks.items():
-                    table = _mask_table(frame)
-                    digest = _table_digest(table)[:16]
-                    rel = f"masks/setting={setting}/task={task}/{digest}.parquet"
-                    old_file = store._mask_file(setting, task, catalog)
-                    self.summary["masks"] += table.num_rows
-                    if old_file == rel:
-                        continue
-                    tmp = self.staging / f"masks-{setting}-{task}.parquet"
-                    pq.write_table(table, tmp)
-                    moves.append((tmp, home / rel))
-                    mask_rows.append((setting, task, rel, table.num_rows, now))
-                    if old_file:
-                        stale.append(home / old_file)
-
-                dropped_masks = []
-                for setting, task in sorted(self._dropped_masks - set(self._masks)):
-                    old_file = store._mask_file(setting, task, catalog)
-                    if old_file:
-                        dropped_masks.append((setting, task))
-                        stale.append(home / old_file)
-
-                dropped_runs = []
-                for run_id in sorted(self._dropped_runs - set(self._runs)):
-                    row = catalog.execute("SELECT file FROM runs WHERE run_id = ?",
-                                          (run_id,)).fetchone()
-                    if row:
-                        dropped_runs.append((run_id,))
-                        stale.append(home / row[0])
-
-                if self._evaluations:
-                    frame = pd.concat(self._evaluations, ignore_index=True)
-                    table = pa.Table.from_pandas(frame, schema=schema.EVALUATION_SCHEMA,
-                                                 preserve_index=False)
-                    digest = _table_digest(table)[:16]
-                    rel = f"evaluations/{digest}.parquet"
-                    self.summary["evaluations"] += table.num_rows
-                    known = {r[0] for r in catalog.execute("SELECT file FROM evaluation_files")}
-                    if rel not in known:
-                        tmp = self.staging / f"evaluations-{digest}.parquet"
-                        pq.write_table(table, tmp)
-                        moves.append((tmp, home / rel))
-                        eval_rows.append((rel, table.num_rows, now))
-
-                annotation_rows = self._new_annotations(catalog, now)
-
-                # Move files into place (new names only: registered files are never
-                # overwritten), then register everything in one transaction.
-                for src, dst in moves:
+                store._recover(catalog)
+                _validate(self, catalog)
+                plan = _Plan(now=utc_now())
+                for stage in STAGES:
+                    stage(self, catalog, plan)
+                annotation_rows = self._new_annotations(catalog, plan.now)
+                changed = plan.changed()
+                if not changed and not annotation_rows:
+                    return dict(self.summary)  # a repeated import: nothing is written
+                store._ensure_journal(catalog)
+                for src, _dst in plan.moves:
+                    fsync_file(src)
+                    _step("staged")
+                # New names only: registered files are never overwritten.
+                for src, dst in plan.moves:
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(src, dst)
-                _fsync_dir(home)
+                    _step("moved")
+                for folder in sorted({dst.parent for _, dst in plan.moves}):
+                    fsync_dir(folder)
+                record = {
+                    "type": "commit", "tx": self.import_id, "at": plan.now,
+                    "tables": plan.rows, "drop": plan.drops,
+                    "annotations": [list(r) for r in annotation_rows],
+                    "import": [self.import_id, self.kind, self.source, plan.now,
+                               json.dumps(self.summary)],
+                }
+                end = store.journal.append(record)
+                _step("journaled")
                 with catalog:
-                    catalog.executemany(
-                        "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?)", task_rows
-                    )
-                    catalog.executemany(
-                        "INSERT OR REPLACE INTO instance_files VALUES (?, ?, ?, ?)", instance_rows
-                    )
-                    catalog.executemany(
-                        f"INSERT OR REPLACE INTO runs ({', '.join(schema.RUN_COLUMNS)})"
-                        f" VALUES ({', '.join('?' for _ in schema.RUN_COLUMNS)})",
-                        run_rows,
-                    )
-                    catalog.executemany(
-                        "INSERT OR REPLACE INTO mask_files VALUES (?, ?, ?, ?, ?)", mask_rows
-                    )
-                    catalog.executemany(
-                        "INSERT OR REPLACE INTO evaluation_files VALUES (?, ?, ?)", eval_rows
-                    )
-                    catalog.executemany(
-                        "DELETE FROM mask_files WHERE setting = ? AND task = ?", dropped_masks
-                    )
-                    catalog.executemany("DELETE FROM runs WHERE run_id = ?", dropped_runs)
-                    catalog.executemany(
-                        "INSERT INTO annotations (task, instance_id, annotator, verdict, note, at,"
-                        " source) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        annotation_rows,
-                    )
-                    catalog.execute(
-                        "INSERT INTO imports VALUES (?, ?, ?, ?, ?)",
-                        (self.import_id, self.kind, self.source, now, json.dumps(self.summary)),
-                    )
-                    changed = bool(moves or dropped_masks or dropped_runs)
-                    if changed or annotation_rows:
-                        store._bump_version(catalog, content=changed)
-                for path in stale:
+                    apply_record(catalog, record)
+                    _set_journal_offset(catalog, end)
+                    store._bump_version(catalog, content=changed)
+                _step("catalogued")
+                for path in plan.stale:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
+                    _step("unlinked")
+                self.discard()
+                store._sweep(catalog)
             finally:
                 catalog.close()
-                shutil.rmtree(self.staging, ignore_errors=True)
+                self.discard()
         return dict(self.summary)
 
     def _new_annotations(self, catalog: sqlite3.Connection, now: str) -> list[tuple]:
@@ -586,21 +493,246 @@ class Transaction:
         return rows
 
 
+# ---------------------------------------------------------------------------------------
+# The staged kinds of a commit: each compares what is staged with the catalogue and adds
+# its files to move, its catalogue rows and the files it replaces to one plan.
+
+# Set by tests to stop a commit at a named step (``"staged"``, ``"moved"``, ``"journaled"``,
+# ``"catalogued"``, ``"unlinked"``): called once per step, e.g. to kill the process.
+STEP_HOOK: Callable[[str], None] | None = None
+
+
+def _step(name: str) -> None:
+    if STEP_HOOK is not None:
+        STEP_HOOK(name)
+
+
+@dataclass
+class _Plan:
+    """What one commit writes: files to move into place, rows per catalogue table (keyed
+    as ``CATALOG_UPSERTS``), rows to delete (``CATALOG_DELETES``), files it replaces."""
+
+    now: str
+    moves: list[tuple[Path, Path]] = field(default_factory=list)
+    rows: dict[str, list[list]] = field(default_factory=dict)
+    drops: dict[str, list[list]] = field(default_factory=dict)
+    stale: list[Path] = field(default_factory=list)
+
+    def add(self, table: str, row: Sequence[Any], tmp: Path, target: Path) -> None:
+        self.moves.append((tmp, target))
+        self.rows.setdefault(table, []).append(list(row))
+
+    def drop(self, table: str, key: Sequence[Any], old_file: Path) -> None:
+        self.drops.setdefault(table, []).append(list(key))
+        self.stale.append(old_file)
+
+    def changed(self) -> bool:
+        return bool(self.moves or self.drops)
+
+
+def _validate(tx: Transaction, catalog: sqlite3.Connection) -> None:
+    """Refuse a commit that would change a stored run without ``replace`` or that names a
+    task with no label list, before anything moves."""
+    known = {r[0]: r[1] for r in catalog.execute("SELECT run_id, content_hash FROM runs")}
+    for run_id, (run, _table, digest) in tx._runs.items():
+        old = known.get(run_id)
+        if old is not None and old != digest and not tx.replace:
+            raise DuplicateRunError(
+                f"{tx.source}: the store already has a different run for task"
+                f" {run.task}, size {run.size}, pretraining seed {run.pretrain_seed},"
+                f" fine-tuning seed {run.finetune_seed}; import with --replace to"
+                " overwrite it"
+            )
+    for task in {*tx._instances, *(r.task for r, _, _ in tx._runs.values())}:
+        if task not in tx._tasks and tx.store.task_row(task, catalog) is None:
+            raise StoreError(f"task {task!r} has no label list: call set_task first")
+
+
+def _stage_tasks(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> None:
+    for task, meta in tx._tasks.items():
+        known = tx.store.task_row(task, catalog)
+        if (known is not None and known["label_list"] == meta["label_list"]
+                and known["simulated"] == meta["simulated"]
+                and (not meta["description"] or known["description"] == meta["description"])):
+            continue  # unchanged: re-importing must not touch the store
+        rel = f"tasks/{task}.json"
+        tmp = tx._staging_dir() / f"task-{task}.json"
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+        plan.add("tasks", (task, json.dumps(meta["label_list"]), int(meta["simulated"]),
+                           meta["source"], meta["description"], rel), tmp, tx.store.home / rel)
+
+
+def _stage_instances(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> None:
+    store = tx.store
+    for task, frame in tx._instances.items():
+        old = store._instance_frame(task, catalog)
+        merged = _merge_instances(old, frame, tx.source) if old is not None else frame
+        table = _instance_table(merged)
+        rel = f"instances/task={task}/{_table_digest(table)[:16]}.parquet"
+        old_file = store._instance_file(task, catalog)
+        if old_file == rel:
+            continue
+        tmp = tx._staging_dir() / f"instances-{task}.parquet"
+        pq.write_table(table, tmp)
+        plan.add("instance_files", (task, rel, table.num_rows, plan.now), tmp, store.home / rel)
+        if old_file:
+            plan.stale.append(store.home / old_file)
+        tx.summary["instances"] += len(frame)
+
+
+def _stage_runs(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> None:
+    store = tx.store
+    known = {r[0]: (r[1], r[2]) for r in catalog.execute(
+        "SELECT run_id, content_hash, file FROM runs")}
+    for run_id, (run, table, digest) in tx._runs.items():
+        old = known.get(run_id)
+        if old is not None and old[0] == digest:
+            tx.summary["runs_unchanged"] += 1
+            continue
+        rel = f"predictions/task={run.task}/size={run.size}/{run_id}-{digest[:8]}.parquet"
+        tmp = tx._staging_dir() / f"run-{run_id}.parquet"
+        if not isinstance(table, _SpilledRun):
+            pq.write_table(table, tmp)
+        plan.add("runs", _run_row(run, run_id, table, digest, rel, plan.now), tmp,
+                 store.home / rel)
+        if old is not None:
+            plan.stale.append(store.home / old[1])
+            tx.summary["runs_replaced"] += 1
+        else:
+            tx.summary["runs_added"] += 1
+
+
+def _stage_masks(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> None:
+    store = tx.store
+    for (setting, task), frame in tx._masks.items():
+        table = _mask_table(frame)
+        rel = f"masks/setting={setting}/task={task}/{_table_digest(table)[:16]}.parquet"
+        old_file = store._mask_file(setting, task, catalog)
+        tx.summary["masks"] += table.num_rows
+        if old_file == rel:
+            continue
+        tmp = tx._staging_dir() / f"masks-{setting}-{task}.parquet"
+        pq.write_table(table, tmp)
+        plan.add("mask_files", (setting, task, rel, table.num_rows, plan.now), tmp,
+                 store.home / rel)
+        if old_file:
+            plan.stale.append(store.home / old_file)
+
+
+def _drop_masks(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> None:
+    for setting, task in sorted(tx._dropped_masks - set(tx._masks)):
+        old_file = tx.store._mask_file(setting, task, catalog)
+        if old_file:
+            plan.drop("mask_files", (setting, task), tx.store.home / old_file)
+
+
+def _drop_runs(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> None:
+    for run_id in sorted(tx._dropped_runs - set(tx._runs)):
+        row = catalog.execute("SELECT file FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row:
+            plan.drop("runs", (run_id,), tx.store.home / row[0])
+
+
+def _stage_evaluations(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> None:
+    if not tx._evaluations:
+        return
+    frame = pd.concat(tx._evaluations, ignore_index=True)
+    table = pa.Table.from_pandas(frame, schema=schema.EVALUATION_SCHEMA, preserve_index=False)
+    digest = _table_digest(table)[:16]
+    rel = f"evaluations/{digest}.parquet"
+    tx.summary["evaluations"] += table.num_rows
+    known = {r[0] for r in catalog.execute("SELECT file FROM evaluation_files")}
+    if rel not in known:
+        tmp = tx._staging_dir() / f"evaluations-{digest}.parquet"
+        pq.write_table(table, tmp)
+        plan.add("evaluation_files", (rel, table.num_rows, plan.now), tmp, tx.store.home / rel)
+
+
+# Every staged kind, in commit order: the one place a new kind is registered.
+STAGES: tuple[Callable[[Transaction, sqlite3.Connection, _Plan], None], ...] = (
+    _stage_tasks, _stage_instances, _stage_runs, _stage_masks, _drop_masks, _drop_runs,
+    _stage_evaluations,
+)
+
+# How a commit record's rows reach the catalogue (commit, roll-forward and rebuild alike).
+CATALOG_UPSERTS = {
+    "tasks": "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?)",
+    "instance_files": "INSERT OR REPLACE INTO instance_files VALUES (?, ?, ?, ?)",
+    "runs": (f"INSERT OR REPLACE INTO runs ({', '.join(schema.RUN_COLUMNS)})"
+             f" VALUES ({', '.join('?' for _ in schema.RUN_COLUMNS)})"),
+    "mask_files": "INSERT OR REPLACE INTO mask_files VALUES (?, ?, ?, ?, ?)",
+    "evaluation_files": "INSERT OR REPLACE INTO evaluation_files VALUES (?, ?, ?)",
+}
+CATALOG_DELETES = {
+    "mask_files": "DELETE FROM mask_files WHERE setting = ? AND task = ?",
+    "runs": "DELETE FROM runs WHERE run_id = ?",
+}
+INSERT_ANNOTATION = ("INSERT INTO annotations (task, instance_id, annotator, verdict, note, at,"
+                     " source) VALUES (?, ?, ?, ?, ?, ?, ?)")
+FILE_TABLES = ("tasks", "runs", "instance_files", "mask_files", "evaluation_files")
+
+
+def apply_record(con: sqlite3.Connection, record: dict[str, Any],
+                 known_annotations: Counter | None = None) -> None:
+    """Write one journal record's rows into the catalogue (inside the caller's SQLite
+    transaction). ``known_annotations``: verdicts already in the catalogue, as a multiset
+    of rows, which a rebuild must not add twice."""
+    kind = record["type"]
+    if kind == "baseline":
+        for table in FILE_TABLES:
+            con.execute(f"DELETE FROM {table}")
+    for table, rows in record.get("tables", {}).items():
+        con.executemany(CATALOG_UPSERTS[table], [tuple(r) for r in rows])
+    for table, keys in record.get("drop", {}).items():
+        con.executemany(CATALOG_DELETES[table], [tuple(k) for k in keys])
+    verdicts = record.get("annotations", [])
+    if kind == "annotation":
+        verdicts = [record["row"]]
+    fresh = []
+    for row in verdicts:
+        row = tuple(row)
+        if known_annotations is not None and known_annotations[row] > 0:
+            known_annotations[row] -= 1
+            continue
+        fresh.append(row)
+    con.executemany(INSERT_ANNOTATION, fresh)
+    imports = record.get("imports", [])
+    if "import" in record:
+        imports = [record["import"]]
+    con.executemany("INSERT OR IGNORE INTO imports VALUES (?, ?, ?, ?, ?)",
+                    [tuple(r) for r in imports])
+
+
+def _journal_offset(con: sqlite3.Connection) -> int | None:
+    row = con.execute("SELECT value FROM meta WHERE key = 'journal_offset'").fetchone()
+    return int(row[0]) if row else None
+
+
+def _set_journal_offset(con: sqlite3.Connection, end: int) -> None:
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('journal_offset', ?)", (str(int(end)),))
+
+
+def staging_is_abandoned(lock: Path) -> bool:
+    """Whether the writer that holds ``lock`` (``.staging/<id>.lock``) is gone: its flock
+    is released when its process ends, however it ended."""
+    try:
+        handle = open(lock, "a+")  # noqa: SIM115
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
 def _positions(values: pa.ChunkedArray, keys: pa.Array) -> np.ndarray:
     """The position of each value in ``keys`` (-1 where absent), ``(len(values),)`` int64."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
     found = pa.compute.index_in(values.cast(keys.type), value_set=keys)
     return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _prediction_table(run: RunData, run_id: str) -> pa.Table:
@@ -771,8 +903,14 @@ class Store:
     """A seedlab home: predictions, instances, masks, annotations and runs.
 
     ``home`` defaults to ``$SEEDLAB_HOME`` or ``data/``. Opening a home whose catalogue is
-    missing (a fresh clone of the repository) rebuilds the catalogue from the files.
+    missing (a fresh clone of the repository) or unreadable rebuilds the catalogue: from
+    the journal where the home has one, else from the files. ``create=False`` refuses a
+    home that does not exist instead of creating it.
     """
+
+    # ``predictions(instance_id=...)`` answers from the dense cubes up to this many ids;
+    # -1 always takes the Parquet scan (tests compare the two paths with it).
+    cube_instance_limit: int = 1000
 
     def __init__(self, home: str | Path | None = None, *, create: bool = True) -> None:
         self.home = Path(home).resolve() if home is not None else default_home()
@@ -780,8 +918,11 @@ class Store:
             if not create:
                 raise StoreError(f"seedlab home {self.home} does not exist")
             self.home.mkdir(parents=True)
+        elif not self.home.is_dir():
+            raise StoreError(f"seedlab home {self.home} is not a folder")
         self._duck_lock = threading.Lock()
         self._duck: duckdb.DuckDBPyConnection | None = None
+        self.journal = Journal(self.home)
         self._init_catalog()
 
     def __repr__(self) -> str:
@@ -793,7 +934,7 @@ class Store:
         catalogue is rebuilt from (a fresh clone of the repository's ``data/``)."""
         path = Path(path)
         return (path / "catalog.sqlite").exists() or any(
-            (path / folder).is_dir() for folder in DATA_FOLDERS)
+            (path / folder).is_dir() for folder in (*DATA_FOLDERS, "journal"))
 
     # -- catalogue -----------------------------------------------------------------------
     @property
@@ -820,29 +961,132 @@ class Store:
             con.close()
 
     def _init_catalog(self) -> None:
-        fresh = not self.catalog_path.exists()
+        try:
+            fresh, offset = self._create_tables()
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+            aside = self._set_catalog_aside(str(exc))
+            print(f"seedlab: warning: {self.catalog_path} could not be read ({exc}); it is"
+                  f" kept as {aside} and rebuilt", file=sys.stderr)
+            fresh, offset = self._create_tables()
+        journaled = self.journal.exists()
+        if (fresh or offset is None) and journaled:
+            self.reindex(announce=True)
+        elif fresh and any((self.home / d).is_dir() for d in DATA_FOLDERS):
+            lost = (self.home / ".write.lock").exists()  # this home was written before
+            self.reindex()
+            if lost:
+                print(f"seedlab: warning: {self.catalog_path} was missing and this home has"
+                      " no journal: the data files were indexed again, but verdicts, the"
+                      " import log and the job queue lived only in the catalogue",
+                      file=sys.stderr)
+        elif journaled and offset != self.journal.size():
+            # A writer died between its journal record and its SQLite commit (or is in that
+            # window now: then the lock is busy and it resolves itself).
+            with self._write_lock(blocking=False) as held:
+                if held:
+                    con = self._connect()
+                    try:
+                        self._recover(con)
+                    finally:
+                        con.close()
+
+    def _create_tables(self) -> tuple[bool, int | None]:
+        """Create the catalogue's tables where missing; returns (whether it held no store
+        before, the journal offset it has applied)."""
         con = self._connect()
         try:
+            had = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
+                              " name = 'meta'").fetchone()
+            fresh = not had or con.execute(
+                "SELECT 1 FROM meta WHERE key = 'data_version'").fetchone() is None
             con.execute("PRAGMA journal_mode = WAL")
             con.executescript(CATALOG_SCHEMA)
             con.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', '0')")
             con.execute("INSERT OR IGNORE INTO meta VALUES ('content_version', '0')")
             con.commit()
+            return fresh, _journal_offset(con)
         finally:
             con.close()
-        if fresh and any((self.home / d).is_dir() for d in DATA_FOLDERS):
-            self.reindex()
+
+    def _set_catalog_aside(self, reason: str) -> Path:
+        n = 1
+        while (aside := self.home / f"catalog.sqlite.unreadable-{n}").exists():
+            n += 1
+        os.replace(self.catalog_path, aside)
+        for suffix in ("-wal", "-shm"):
+            side = self.home / f"catalog.sqlite{suffix}"
+            if side.exists():
+                os.replace(side, self.home / f"{aside.name}{suffix}")
+        return aside
 
     @contextlib.contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        """Exclusive lock across processes for the file moves and catalogue commit."""
+    def _write_lock(self, *, blocking: bool = True) -> Iterator[bool]:
+        """Exclusive lock across processes for the file moves and catalogue commit.
+        Yields whether it is held (always, unless ``blocking=False`` found it busy)."""
         path = self.home / ".write.lock"
-        with open(path, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle = open(path, "a+")  # noqa: SIM115
+        except OSError:
+            if blocking:
+                raise
+            yield False  # a read-only home: nobody can be writing through this process
+            return
+        with handle:
             try:
-                yield
+                fcntl.flock(handle, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- the journal (under the write lock) ----------------------------------------------
+    def _recover(self, con: sqlite3.Connection) -> None:
+        """Bring the catalogue and the journal into agreement before a write: records past
+        the catalogue's offset belong to writers that died before their SQLite commit and
+        are marked aborted (all or nothing of each); a journal shorter than the catalogue
+        says (deleted or cut) is set aside and started again at the next write."""
+        if not self.journal.exists():
+            return
+        offset = _journal_offset(con)
+        size = self.journal.size()
+        if offset is None:  # a catalogue rebuilt or restored without it: the journal wins
+            self._replay_journal(con, announce=False)
+            return
+        if offset > size:
+            self.journal.set_aside(f"{self.journal.path} does not match {self.catalog_path}"
+                                   f" (it has {size} bytes, the catalogue applied {offset})")
+            with con:
+                con.execute("DELETE FROM meta WHERE key = 'journal_offset'")
+            return
+        if offset == size:
+            return
+        pending = self.journal.read(offset)
+        aborts = [{"type": "abort", "tx": e.record.get("tx"), "at": utc_now()}
+                  for e in pending if e.record.get("type") in ("commit", "annotation")]
+        end = self.journal.append(*aborts) if aborts else self.journal.size()
+        with con:
+            _set_journal_offset(con, end)
+
+    def _ensure_journal(self, con: sqlite3.Connection) -> None:
+        """Start the journal with a baseline of the catalogue where it has none (a home
+        written before journals, or one whose journal was set aside)."""
+        if self.journal.exists():
+            return
+        tables = {t: [list(r) for r in con.execute(f"SELECT * FROM {t}")] for t in FILE_TABLES}
+        tables["runs"] = [list(r) for r in con.execute(
+            f"SELECT {', '.join(schema.RUN_COLUMNS)} FROM runs")]
+        verdicts = [list(r) for r in con.execute(
+            "SELECT task, instance_id, annotator, verdict, note, at, source FROM annotations"
+            " ORDER BY id")]
+        imports = [list(r) for r in con.execute("SELECT * FROM imports ORDER BY at")]
+        end = self.journal.append({"type": "baseline", "tx": uuid.uuid4().hex[:12],
+                                   "at": utc_now(), "tables": tables,
+                                   "annotations": verdicts, "imports": imports})
+        with con:
+            _set_journal_offset(con, end)
 
     def _bump_version(self, con: sqlite3.Connection, *, content: bool = True) -> None:
         """Advance ``version()``; with ``content``, also ``content_version()`` (everything
@@ -874,114 +1118,188 @@ class Store:
         predictions replace the stored one."""
         return _TxContext(Transaction(self, kind, str(source), replace=replace))
 
-    def reindex(self) -> dict[str, int]:
-        """Rebuild the file index of the catalogue from the files under the home.
+    def reindex(self, *, announce: bool = False) -> dict[str, int]:
+        """Rebuild the file index of the catalogue.
 
-        Annotations, jobs and the import log are kept. Used when a home is opened without a
-        catalogue (a fresh clone) and by ``seedlab reindex``.
+        Where the home has a journal, only what it records as committed is registered
+        (files a killed writer left are ignored, and swept by the next write), and the
+        verdicts and import log it holds are restored where the catalogue lacks them.
+        A home without a journal (written before journals existed, or a fresh clone of
+        ``data/``) is indexed from the files found. Annotations, jobs and the import log
+        already in the catalogue are kept. ``announce``: say on stderr what was rebuilt
+        and what could not be (the catalogue was lost).
         """
-        counts = {"tasks": 0, "runs": 0, "instance_files": 0, "mask_files": 0, "evaluation_files": 0}
         with self._write_lock():
             con = self._catalog()
             try:
-                task_rows = []
-                for path in sorted((self.home / "tasks").glob("*.json")):
-                    meta = json.loads(path.read_text())
-                    task_rows.append(
-                        (meta["task"], json.dumps(meta["label_list"]), int(meta.get("simulated", False)),
-                         meta.get("source", ""), meta.get("description", ""),
-                         str(path.relative_to(self.home)))
-                    )
-                run_rows: dict[str, tuple] = {}
-                run_mtime: dict[str, float] = {}
-                for path in sorted((self.home / "predictions").glob("task=*/size=*/*.parquet")):
-                    pf = pq.ParquetFile(path)
-                    raw = (pf.schema_arrow.metadata or {}).get(RUN_METADATA_KEY)
-                    if raw is None:
-                        continue
-                    meta = json.loads(raw)
-                    table = pf.read()
-                    mtime = path.stat().st_mtime
-                    if meta["run_id"] in run_rows and run_mtime[meta["run_id"]] >= mtime:
-                        continue
-                    run = RunData(
-                        task=meta["task"], size=meta["size"], pretrain_seed=meta["pretrain_seed"],
-                        finetune_seed=meta["finetune_seed"], table=table, source=meta.get("source", ""),
-                        model=meta.get("model", ""), hyperparameters=meta.get("hyperparameters", {}),
-                        provenance=meta.get("provenance", {}),
-                    )
-                    digest = _table_digest(table)
-                    run_rows[meta["run_id"]] = _run_row(
-                        run, meta["run_id"], table, digest, str(path.relative_to(self.home)),
-                        datetime.fromtimestamp(mtime, UTC).isoformat(),
-                    )
-                    run_mtime[meta["run_id"]] = mtime
-                instance_rows = {}
-                for path in sorted((self.home / "instances").glob("task=*/*.parquet"),
-                                   key=lambda p: p.stat().st_mtime):
-                    task = path.parent.name.split("=", 1)[1]
-                    instance_rows[task] = (task, str(path.relative_to(self.home)),
-                                           pq.ParquetFile(path).metadata.num_rows, utc_now())
-                mask_rows = {}
-                for path in sorted((self.home / "masks").glob("setting=*/task=*/*.parquet"),
-                                   key=lambda p: p.stat().st_mtime):
-                    setting = path.parent.parent.name.split("=", 1)[1]
-                    task = path.parent.name.split("=", 1)[1]
-                    mask_rows[(setting, task)] = (setting, task, str(path.relative_to(self.home)),
-                                                  pq.ParquetFile(path).metadata.num_rows, utc_now())
-                eval_rows = [
-                    (str(p.relative_to(self.home)), pq.ParquetFile(p).metadata.num_rows, utc_now())
-                    for p in sorted((self.home / "evaluations").glob("*.parquet"))
-                ]
-                with con:
-                    for table_name in ("tasks", "runs", "instance_files", "mask_files",
-                                       "evaluation_files"):
-                        con.execute(f"DELETE FROM {table_name}")
-                    con.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?)", task_rows)
-                    con.executemany(
-                        f"INSERT INTO runs ({', '.join(schema.RUN_COLUMNS)})"
-                        f" VALUES ({', '.join('?' for _ in schema.RUN_COLUMNS)})",
-                        list(run_rows.values()),
-                    )
-                    con.executemany("INSERT INTO instance_files VALUES (?, ?, ?, ?)",
-                                    list(instance_rows.values()))
-                    con.executemany("INSERT INTO mask_files VALUES (?, ?, ?, ?, ?)",
-                                    list(mask_rows.values()))
-                    con.executemany("INSERT INTO evaluation_files VALUES (?, ?, ?)", eval_rows)
-                    self._bump_version(con)
-                counts.update(tasks=len(task_rows), runs=len(run_rows),
-                              instance_files=len(instance_rows), mask_files=len(mask_rows),
-                              evaluation_files=len(eval_rows))
+                if self.journal.exists() and _journal_offset(con) is not None:
+                    self._recover(con)
+                if self.journal.exists():
+                    counts = self._replay_journal(con, announce)
+                else:
+                    counts = self._index_files(con)
             finally:
                 con.close()
         return counts
 
+    def _replay_journal(self, con: sqlite3.Connection, announce: bool) -> dict[str, int]:
+        entries = self.journal.read()
+        aborted = {e.record.get("tx") for e in entries if e.record.get("type") == "abort"}
+        known = Counter(tuple(r) for r in con.execute(
+            "SELECT task, instance_id, annotator, verdict, note, at, source FROM annotations"))
+        n_verdicts = len(known)
+        end = entries[-1].end if entries else 0
+        with con:
+            for table in FILE_TABLES:
+                con.execute(f"DELETE FROM {table}")
+            for entry in entries:
+                if entry.record.get("type") != "abort" and entry.record.get("tx") not in aborted:
+                    apply_record(con, entry.record, known)
+            missing = self._drop_missing_files(con)
+            _set_journal_offset(con, end)
+            self._bump_version(con)
+        self._sweep(con)  # what was never committed, or replaced by what was
+        counts = {t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in FILE_TABLES}
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5
+                                              else "")
+            print(f"seedlab: warning: the journal lists {len(missing)} files that are missing"
+                  f" from {self.home}; they were not registered: {shown}", file=sys.stderr)
+        if announce:
+            verdicts = con.execute("SELECT COUNT(*) FROM annotations").fetchone()[0]
+            imports = con.execute("SELECT COUNT(*) FROM imports").fetchone()[0]
+            print(f"seedlab: {self.catalog_path} was missing or unreadable and was rebuilt from"
+                  f" {self.journal.path}: {counts['runs']} runs, {counts['tasks']} tasks,"
+                  f" {verdicts - n_verdicts} verdicts, {imports} import-log entries. Not"
+                  " recoverable: the job queue (jobs, their events and the worker registry"
+                  " live only in the catalogue); submit the runs again if they are needed.",
+                  file=sys.stderr)
+        return counts
+
+    def _drop_missing_files(self, con: sqlite3.Connection) -> list[str]:
+        """Delete catalogue rows whose file is not under the home; returns those files."""
+        keys = {"tasks": "task", "runs": "run_id", "instance_files": "task",
+                "mask_files": "setting, task", "evaluation_files": "file"}
+        missing = []
+        for table, key in keys.items():
+            for row in con.execute(f"SELECT file, {key} FROM {table}").fetchall():
+                if not (self.home / row[0]).exists():
+                    missing.append(row[0])
+                    where = " AND ".join(f"{k.strip()} = ?" for k in key.split(","))
+                    con.execute(f"DELETE FROM {table} WHERE {where}", row[1:])
+        return missing
+
+    def _index_files(self, con: sqlite3.Connection) -> dict[str, int]:
+        """The index of a home without a journal: every data file found is registered."""
+        task_rows = []
+        for path in sorted((self.home / "tasks").glob("*.json")):
+            meta = json.loads(path.read_text())
+            task_rows.append(
+                (meta["task"], json.dumps(meta["label_list"]), int(meta.get("simulated", False)),
+                 meta.get("source", ""), meta.get("description", ""),
+                 str(path.relative_to(self.home)))
+            )
+        run_rows: dict[str, tuple] = {}
+        run_mtime: dict[str, float] = {}
+        for path in sorted((self.home / "predictions").glob("task=*/size=*/*.parquet")):
+            pf = pq.ParquetFile(path)
+            raw = (pf.schema_arrow.metadata or {}).get(RUN_METADATA_KEY)
+            if raw is None:
+                continue
+            meta = json.loads(raw)
+            table = pf.read()
+            mtime = path.stat().st_mtime
+            if meta["run_id"] in run_rows and run_mtime[meta["run_id"]] >= mtime:
+                continue
+            run = RunData(
+                task=meta["task"], size=meta["size"], pretrain_seed=meta["pretrain_seed"],
+                finetune_seed=meta["finetune_seed"], table=table, source=meta.get("source", ""),
+                model=meta.get("model", ""), hyperparameters=meta.get("hyperparameters", {}),
+                provenance=meta.get("provenance", {}),
+            )
+            digest = _table_digest(table)
+            run_rows[meta["run_id"]] = _run_row(
+                run, meta["run_id"], table, digest, str(path.relative_to(self.home)),
+                datetime.fromtimestamp(mtime, UTC).isoformat(),
+            )
+            run_mtime[meta["run_id"]] = mtime
+        instance_rows = {}
+        for path in sorted((self.home / "instances").glob("task=*/*.parquet"),
+                           key=lambda p: p.stat().st_mtime):
+            task = path.parent.name.split("=", 1)[1]
+            instance_rows[task] = (task, str(path.relative_to(self.home)),
+                                   pq.ParquetFile(path).metadata.num_rows, utc_now())
+        mask_rows = {}
+        for path in sorted((self.home / "masks").glob("setting=*/task=*/*.parquet"),
+                           key=lambda p: p.stat().st_mtime):
+            setting = path.parent.parent.name.split("=", 1)[1]
+            task = path.parent.name.split("=", 1)[1]
+            mask_rows[(setting, task)] = (setting, task, str(path.relative_to(self.home)),
+                                          pq.ParquetFile(path).metadata.num_rows, utc_now())
+        eval_rows = [
+            (str(p.relative_to(self.home)), pq.ParquetFile(p).metadata.num_rows, utc_now())
+            for p in sorted((self.home / "evaluations").glob("*.parquet"))
+        ]
+        with con:
+            for table_name in FILE_TABLES:
+                con.execute(f"DELETE FROM {table_name}")
+            apply_record(con, {"type": "index", "tables": {
+                "tasks": task_rows, "runs": list(run_rows.values()),
+                "instance_files": list(instance_rows.values()),
+                "mask_files": list(mask_rows.values()), "evaluation_files": eval_rows}})
+            self._bump_version(con)
+        return {"tasks": len(task_rows), "runs": len(run_rows),
+                "instance_files": len(instance_rows), "mask_files": len(mask_rows),
+                "evaluation_files": len(eval_rows)}
+
     def sweep(self, older_than_s: float = 600.0) -> list[Path]:
-        """Delete files under the home that the catalogue does not list (left by a process
-        killed mid-write) and are older than ``older_than_s``. Returns what was removed."""
+        """Delete what killed writers left: data files the catalogue does not list and
+        staging folders whose writer is gone. Writes call this themselves; a live writer's
+        staging folder is never touched (its flock is held). ``older_than_s`` applies only
+        to staging folders without a lock (left by versions before staging locks)."""
+        with self._write_lock():
+            con = self._catalog()
+            try:
+                self._recover(con)
+                return self._sweep(con, older_than_s)
+            finally:
+                con.close()
+
+    def _sweep(self, con: sqlite3.Connection, older_than_s: float = 600.0) -> list[Path]:
+        """``sweep`` under the write lock, after ``_recover``: every file a committed
+        transaction wrote is listed, so an unlisted data file is a dead writer's."""
         removed: list[Path] = []
-        with self._write_lock(), self._read() as con:
-            listed = {r[0] for r in con.execute(
-                "SELECT file FROM runs UNION ALL SELECT file FROM instance_files"
-                " UNION ALL SELECT file FROM mask_files UNION ALL SELECT file FROM evaluation_files")}
-            now = time.time()
-            for pattern in ("predictions/**/*.parquet", "instances/**/*.parquet",
-                            "masks/**/*.parquet", "evaluations/*.parquet"):
-                for path in self.home.glob(pattern):
-                    rel = str(path.relative_to(self.home))
-                    if rel not in listed and now - path.stat().st_mtime > older_than_s:
+        listed = {r[0] for r in con.execute(
+            "SELECT file FROM runs UNION ALL SELECT file FROM instance_files"
+            " UNION ALL SELECT file FROM mask_files UNION ALL SELECT file FROM evaluation_files"
+            " UNION ALL SELECT file FROM tasks")}
+        for pattern in ("predictions/*/*/*.parquet", "instances/*/*.parquet",
+                        "masks/*/*/*.parquet", "evaluations/*.parquet", "tasks/*.json"):
+            for path in self.home.glob(pattern):
+                if str(path.relative_to(self.home)) not in listed:
+                    with contextlib.suppress(FileNotFoundError):
                         path.unlink()
                         removed.append(path)
-            staging = self.home / ".staging"
-            if staging.exists():
-                for path in staging.iterdir():
-                    if now - path.stat().st_mtime > older_than_s:
-                        shutil.rmtree(path, ignore_errors=True)
-                        removed.append(path)
+        staging = self.home / ".staging"
+        if staging.is_dir():
+            now = time.time()
+            for path in sorted(staging.iterdir()):
+                if path.suffix == ".lock":
+                    if staging_is_abandoned(path):
+                        shutil.rmtree(path.with_suffix(""), ignore_errors=True)
+                        with contextlib.suppress(FileNotFoundError):
+                            path.unlink()
+                        removed.append(path.with_suffix(""))
+                elif (path.is_dir() and not path.with_name(f"{path.name}.lock").exists()
+                      and now - path.stat().st_mtime > older_than_s):
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
         return removed
 
     # -- small lookups -------------------------------------------------------------------
-    def _task_row(self, task: str, con: sqlite3.Connection | None = None) -> dict | None:
+    def task_row(self, task: str, con: sqlite3.Connection | None = None) -> dict | None:
+        """The catalogue's row of ``task`` (task, label_list, simulated, source,
+        description), or ``None`` where the store has no such task."""
         def q(c: sqlite3.Connection) -> dict | None:
             row = c.execute(
                 "SELECT task, label_list, simulated, source, description FROM tasks WHERE task = ?",
@@ -996,6 +1314,8 @@ class Store:
             return q(con)
         with self._read() as c:
             return q(c)
+
+    _task_row = task_row  # the importers' name until they call task_row
 
     def _instance_file(self, task: str, con: sqlite3.Connection) -> str | None:
         row = con.execute("SELECT file FROM instance_files WHERE task = ?", (task,)).fetchone()
@@ -1014,7 +1334,7 @@ class Store:
         return pq.read_table(self.home / rel).to_pandas()
 
     def label_list(self, task: str) -> list[str]:
-        row = self._task_row(task)
+        row = self.task_row(task)
         if row is None:
             raise StoreError(f"task {task!r} is not in the store at {self.home}")
         return row["label_list"]
@@ -1139,8 +1459,6 @@ class Store:
             query += " WHERE " + " AND ".join(where)
         return self.sql(query, params)
 
-    _CUBE_INSTANCES = 1000  # predictions(instance_id=...) from cubes up to this many ids
-
     def _cube_predictions(self, every: pd.DataFrame, runs: pd.DataFrame, checkpoint: Any,
                           instance_ids: list[str], columns: list[str]) -> pd.DataFrame | None:
         """``predictions`` of a few instances from the (already built) dense cubes of the
@@ -1148,7 +1466,7 @@ class Store:
         built, a run whose file the cube cannot reproduce row for row, probabilities it
         cannot hold. ``every``: all runs of the tasks and sizes; ``runs``: those selected,
         in ``runs()`` order, which is the order of the rows."""
-        if len(set(instance_ids)) > self._CUBE_INSTANCES:
+        if len(set(instance_ids)) > self.cube_instance_limit:
             return None
         last = isinstance(checkpoint, str) and checkpoint == "last"
         wanted = (None if checkpoint is None or last
@@ -1343,18 +1661,23 @@ class Store:
         annotator = annotator.strip()
         if not annotator:
             raise ValueError("an annotation needs the annotator's name")
-        con = self._catalog()
-        try:
-            with con:
-                cur = con.execute(
-                    "INSERT INTO annotations (task, instance_id, annotator, verdict, note, at, source)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (task, str(instance_id), annotator, verdict, note or "", utc_now(), source),
-                )
-                self._bump_version(con, content=False)
-                return int(cur.lastrowid)
-        finally:
-            con.close()
+        row = (task, str(instance_id), annotator, verdict, note or "", utc_now(), source)
+        with self._write_lock():
+            con = self._catalog()
+            try:
+                self._recover(con)
+                self._ensure_journal(con)
+                # The journal first: a verdict is the one thing here a person made by hand,
+                # and it must survive the loss of catalog.sqlite.
+                end = self.journal.append({"type": "annotation", "tx": uuid.uuid4().hex[:12],
+                                           "row": list(row)})
+                with con:
+                    cur = con.execute(INSERT_ANNOTATION, row)
+                    _set_journal_offset(con, end)
+                    self._bump_version(con, content=False)
+                    return int(cur.lastrowid)
+            finally:
+                con.close()
 
     def annotations(self, task: str | Sequence[str] | None = None,
                     annotator: str | Sequence[str] | None = None,
@@ -1538,7 +1861,7 @@ class _TxContext:
             self.summary = self.tx.commit()
             self.tx.summary = self.summary
         else:
-            shutil.rmtree(self.tx.staging, ignore_errors=True)
+            self.tx.discard()
         return False
 
 
