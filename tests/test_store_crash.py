@@ -20,8 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-import seedlab.store as commit
-from seedlab.store import RunData, Store
+from seedlab.store import RunData, Store, commit
 
 REPO = Path(__file__).resolve().parents[1]
 IDS = [f"i{i}" for i in range(6)]
