@@ -115,3 +115,25 @@ def test_a_deleted_journal_is_started_again_from_the_catalogue(tmp_path):
     rebuilt = Store(store.home)
     assert list(rebuilt.annotations()["verdict"]) == ["correct", "wrong"]
     assert rebuilt.info()["totals"]["runs"] == 1
+
+
+def test_a_home_without_journal_is_indexed_from_its_files_and_reimports_unchanged(tmp_path):
+    """A fresh clone of data/ (no catalogue, no journal): the files are indexed, and
+    importing the same runs again changes nothing (the digests agree)."""
+    store = Store(tmp_path / "home")
+    fill(store)
+    os.remove(store.catalog_path)
+    os.remove(store.journal.path)
+    clone = Store(store.home)
+    assert clone.info()["totals"]["runs"] == 1
+    version = clone.version()
+    again = Store(store.home)
+    with again.transaction("test", "fixture") as tx:
+        tx.set_task("toy", ["neg", "pos"])
+        tx.add_run(RunData("toy", "small", "0", 1, pa.table({
+            "checkpoint": [1.0] * 50, "instance_id": [f"i{i}" for i in range(50)],
+            "pred": [0] * 50, "correct": [i % 2 == 0 for i in range(50)],
+            "p_correct": [0.6] * 50, "probs": [[0.6, 0.4]] * 50})))
+    assert tx.summary["runs_unchanged"] == 1 and tx.summary["runs_added"] == 0
+    assert again.version() == version
+    assert not again.journal.exists()  # nothing written, so no journal started either

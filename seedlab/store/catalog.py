@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seedlab import schema
@@ -390,6 +391,11 @@ class Catalog:
                 model=meta.get("model", ""), hyperparameters=meta.get("hyperparameters", {}),
                 provenance=meta.get("provenance", {}),
             )
+            # In the schema it was written with (Parquet reads lists back as
+            # ``list<element>``), so that the same run imported again is unchanged.
+            with contextlib.suppress(pa.ArrowInvalid, ValueError):
+                table = table.cast(schema.PREDICTION_FILE_SCHEMA.with_metadata(
+                    table.schema.metadata))
             digest = table_digest(table)
             run_rows[meta["run_id"]] = run_row(
                 run, meta["run_id"], table, digest, str(path.relative_to(self.home)),
@@ -463,6 +469,11 @@ class Catalog:
                         with contextlib.suppress(FileNotFoundError):
                             path.unlink()
                         removed.append(path.with_suffix(""))
+                elif path.name.endswith(".lock-new"):  # killed before its rename
+                    if staging_is_abandoned(path):
+                        with contextlib.suppress(FileNotFoundError):
+                            path.unlink()
+                            removed.append(path)
                 elif (path.is_dir() and not path.with_name(f"{path.name}.lock").exists()
                       and now - path.stat().st_mtime > older_than_s):
                     shutil.rmtree(path, ignore_errors=True)
