@@ -137,3 +137,18 @@ def test_a_home_without_journal_is_indexed_from_its_files_and_reimports_unchange
     assert tx.summary["runs_unchanged"] == 1 and tx.summary["runs_added"] == 0
     assert again.version() == version
     assert not again.journal.exists()  # nothing written, so no journal started either
+
+
+def test_verdict_times_given_as_datetimes_are_kept_as_before(tmp_path):
+    store = Store(tmp_path / "home")
+    fill(store)
+    with store.transaction("pickle", "verdicts.pkl") as tx:
+        tx.add_annotations(pd.DataFrame({
+            "task": "toy", "instance_id": ["i1", "i2", "i3"], "annotator": "ana",
+            "verdict": "wrong",
+            "at": [pd.Timestamp("2021-05-01 12:30:00", tz="UTC"), None, "2021-05-02"]}))
+    log = store.annotations()
+    assert log["at"].iloc[0] == "2021-05-01 12:30:00+00:00"
+    assert log["at"].iloc[1].startswith("20") and log["at"].iloc[2] == "2021-05-02"
+    os.remove(store.catalog_path)
+    assert Store(store.home).annotations()["at"].tolist() == log["at"].tolist()

@@ -8,6 +8,7 @@ import dataclasses
 import fcntl
 import io
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -15,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,6 +249,14 @@ class Transaction:
                 changed = plan.changed()
                 if not changed and not annotation_rows:
                     return dict(self.summary)  # a repeated import: nothing is written
+                record = {
+                    "type": "commit", "tx": self.import_id, "at": plan.now,
+                    "tables": plan.rows, "drop": plan.drops,
+                    "annotations": [list(r) for r in annotation_rows],
+                    "import": [self.import_id, self.kind, self.source, plan.now,
+                               json.dumps(self.summary)],
+                }
+                line = store.journal.encode(record)
                 store._ensure_journal(catalog)
                 for src, _dst in plan.moves:
                     fsync_file(src)
@@ -258,14 +268,7 @@ class Transaction:
                     _step("moved")
                 for folder in sorted({dst.parent for _, dst in plan.moves}):
                     fsync_dir(folder)
-                record = {
-                    "type": "commit", "tx": self.import_id, "at": plan.now,
-                    "tables": plan.rows, "drop": plan.drops,
-                    "annotations": [list(r) for r in annotation_rows],
-                    "import": [self.import_id, self.kind, self.source, plan.now,
-                               json.dumps(self.summary)],
-                }
-                end = store.journal.append(record)
+                end = store.journal.append(line)
                 _step("journaled")
                 with catalog:
                     apply_record(catalog, record)
@@ -302,7 +305,14 @@ class Transaction:
                 self.summary["annotations_unchanged"] += 1
                 continue
             seen.add(key)
-            at = getattr(rec, "at", None) or now
+            at = getattr(rec, "at", None)
+            if at is None or at is pd.NaT or (isinstance(at, float) and math.isnan(at)) \
+                    or at == "":
+                at = now
+            elif isinstance(at, datetime):  # as sqlite3 stored a datetime before
+                at = at.isoformat(" ")
+            else:
+                at = str(at)
             rows.append((rec.task, str(rec.instance_id), rec.annotator, rec.verdict, rec.note,
                          at, self.kind))
         self.summary["annotations_added"] += len(rows)

@@ -54,14 +54,18 @@ class Journal:
         except FileNotFoundError:
             return 0
 
-    def append(self, *records: dict[str, Any]) -> int:
-        """Append ``records`` and fsync; returns the offset after the last one. Call only
-        under the store's write lock."""
+    @staticmethod
+    def encode(record: dict[str, Any]) -> bytes:
+        """One record as its journal line (raises ``TypeError`` for a value JSON cannot
+        hold, before anything is written)."""
+        return json.dumps(record, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+
+    def append(self, *records: dict[str, Any] | bytes) -> int:
+        """Append ``records`` (dicts, or lines from ``encode``) and fsync; returns the
+        offset after the last one. Call only under the store's write lock."""
+        payload = b"".join(r if isinstance(r, bytes) else self.encode(r) for r in records)
         created = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = b"".join(
-            json.dumps(r, separators=(",", ":"), sort_keys=True).encode() + b"\n"
-            for r in records)
         with open(self.path, "a+b") as handle:
             end = handle.seek(0, os.SEEK_END)
             whole = _last_line_end(handle.fileno(), end)
