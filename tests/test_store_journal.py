@@ -152,3 +152,14 @@ def test_verdict_times_given_as_datetimes_are_kept_as_before(tmp_path):
     assert log["at"].iloc[1].startswith("20") and log["at"].iloc[2] == "2021-05-02"
     os.remove(store.catalog_path)
     assert Store(store.home).annotations()["at"].tolist() == log["at"].tolist()
+
+
+def test_a_catalogue_deleted_under_a_running_process_is_rebuilt_by_its_next_write(tmp_path):
+    store = Store(tmp_path / "home")
+    fill(store)
+    store.annotate("toy", "i1", "ana", "correct")
+    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (store.home / name).unlink(missing_ok=True)
+    store.annotate("toy", "i2", "ana", "wrong")  # the same Store object, lock held inside
+    assert list(store.annotations()["verdict"]) == ["correct", "wrong"]
+    assert store.info()["totals"]["runs"] == 1

@@ -11,6 +11,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -106,6 +107,10 @@ CREATE TABLE IF NOT EXISTS imports (
 );
 """
 
+# The homes whose write lock this thread holds (flock is per open file: a second lock
+# of the same home from the same thread would wait for itself).
+_LOCKS_HELD = threading.local()
+
 
 class Catalog:
     """The catalogue side of ``Store`` (see the module docstring)."""
@@ -196,7 +201,13 @@ class Catalog:
     @contextlib.contextmanager
     def _write_lock(self, *, blocking: bool = True) -> Iterator[bool]:
         """Exclusive lock across processes for the file moves and catalogue commit.
-        Yields whether it is held (always, unless ``blocking=False`` found it busy)."""
+        Yields whether it is held (always, unless ``blocking=False`` found it busy).
+        Re-entrant within a thread: a write that finds the catalogue deleted rebuilds it
+        under the lock it already holds."""
+        held = _LOCKS_HELD.__dict__.setdefault("homes", set())
+        if self.home in held:
+            yield True
+            return
         path = self.home / ".write.lock"
         try:
             handle = open(path, "a+")  # noqa: SIM115
@@ -211,9 +222,11 @@ class Catalog:
             except BlockingIOError:
                 yield False
                 return
+            held.add(self.home)
             try:
                 yield True
             finally:
+                held.discard(self.home)
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- the journal (under the write lock) ----------------------------------------------
