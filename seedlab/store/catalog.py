@@ -143,7 +143,7 @@ class Catalog:
         try:
             fresh, offset = self._create_tables()
         except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
-            aside = self._set_catalog_aside(str(exc))
+            aside = self._set_catalog_aside()
             print(f"seedlab: warning: {self.catalog_path} could not be read ({exc}); it is"
                   f" kept as {aside} and rebuilt", file=sys.stderr)
             fresh, offset = self._create_tables()
@@ -187,7 +187,8 @@ class Catalog:
         finally:
             con.close()
 
-    def _set_catalog_aside(self, reason: str) -> Path:
+    def _set_catalog_aside(self) -> Path:
+        """Rename an unreadable catalogue (and its WAL files) aside, never deleting it."""
         n = 1
         while (aside := self.home / f"catalog.sqlite.unreadable-{n}").exists():
             n += 1
