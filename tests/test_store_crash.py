@@ -141,9 +141,9 @@ def outcomes(tmp_path_factory):
 
 def test_the_commit_has_the_steps_the_kill_test_walks(outcomes):
     steps = outcomes["steps"]
-    # 7 files (task json is unchanged; instances, 4 runs, masks, evaluations -> 7 moves)
+    # 7 files (the task is unchanged; instances, 4 runs, masks, evaluations: 7 moves)
     assert steps.count("staged") == steps.count("moved") == 7
-    assert steps.count("journaled") == steps.count("catalogued") == 1
+    assert steps.count("intended") == steps.count("journaled") == steps.count("catalogued") == 1
     assert steps.count("unlinked") == 3  # the replaced run, instance file and mask file
     assert outcomes["before"] != outcomes["after"]
 
@@ -188,7 +188,7 @@ def test_a_crash_during_the_first_commit_of_a_home_without_journal(tmp_path):
     before = state(Store(home))
     proc = child(home, 3)  # after 3 staged files, nothing moved yet: then the kill
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    proc = child(home, 10)  # after 3 of 7 files are moved
+    proc = child(home, 11)  # after 3 of 7 files are moved (7 staged, the intent, 3 moves)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     os.remove(home / "catalog.sqlite")
     assert state(Store(home)) == before
@@ -233,7 +233,7 @@ def test_sweep_removes_a_killed_writers_leftovers_and_never_a_live_writers(tmp_p
                           env=env, capture_output=True, text=True, timeout=120, check=False)
     assert dead.returncode == -signal.SIGKILL, dead.stderr
     # A kill after a file was moved into place, before the journal: an unlisted data file.
-    assert child(home, 8).returncode == -signal.SIGKILL
+    assert child(home, 9).returncode == -signal.SIGKILL  # 7 staged, the intent, 1 move
     orphans = unlisted_files(store)
     assert len(orphans) == 1 and orphans[0].startswith("instances/")
     staged_before = sorted(p.name for p in (home / ".staging").iterdir())
@@ -286,3 +286,28 @@ def test_a_repeated_or_refused_import_leaves_the_catalogue_byte_identical(tmp_pa
     with store._read() as con:
         assert con.execute("SELECT COUNT(*) FROM imports").fetchone()[0] == 1
     assert n_imports == 1
+
+
+def test_files_the_store_never_wrote_are_registered_by_reindex_and_never_swept(tmp_path):
+    """A `git pull` of data/ brings run files no journal names: a write leaves them, and
+    reindex registers them (where their run is not registered already)."""
+    other = Store(tmp_path / "other")
+    with other.transaction("test", "elsewhere") as tx:
+        tx.set_task("toy", ["neg", "pos"])
+        tx.add_run(RunData("toy", "small", "5", 1, run_table(5, IDS[:4])))
+    home = tmp_path / "home"
+    store = Store(home)
+    first_import(store)
+    pulled = home / other.runs()["file"].iloc[0]
+    pulled.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(other.home / other.runs()["file"].iloc[0], pulled)
+    with store.transaction("test", "third") as tx:  # a write sweeps, but not this file
+        tx.add_run(RunData("toy", "small", "0", 3, run_table(3, IDS[:4])))
+    assert pulled.exists()
+    assert ("5", 1) not in set(zip(store.runs()["pretrain_seed"], store.runs()["finetune_seed"]))
+    store.reindex()
+    runs = store.runs()
+    assert set(zip(runs["pretrain_seed"], runs["finetune_seed"])) == {("0", 1), ("0", 2),
+                                                                      ("0", 3), ("5", 1)}
+    assert runs.loc[runs["pretrain_seed"] == "5", "content_hash"].iloc[0] == \
+        other.runs()["content_hash"].iloc[0]

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from seedlab import schema
 from seedlab.errors import StoreError
 from seedlab.store.commit import (
+    CATALOG_UPSERTS,
     FILE_TABLES,
     INSERT_ANNOTATION,
     Transaction,
@@ -35,6 +36,7 @@ from seedlab.store.commit import (
     set_journal_offset,
     staging_is_abandoned,
 )
+from seedlab.store.journal import Entry
 from seedlab.store.tables import (
     DATA_FOLDERS,
     RUN_METADATA_KEY,
@@ -110,6 +112,26 @@ CREATE TABLE IF NOT EXISTS imports (
 # The homes whose write lock this thread holds (flock is per open file: a second lock
 # of the same home from the same thread would wait for itself).
 _LOCKS_HELD = threading.local()
+
+# Where a home's data files live (what ``reindex`` reads and ``sweep`` may remove).
+DATA_PATTERNS = ("predictions/*/*/*.parquet", "instances/*/*.parquet", "masks/*/*/*.parquet",
+                 "evaluations/*.parquet", "tasks/*.json")
+
+
+def _own_leftovers(entries: list[Entry]) -> tuple[set[str], set[str]]:
+    """From the journal: (files the store moved into place for transactions that never
+    committed, files that committed transactions replaced), relative to the home."""
+    aborted = {e.record.get("tx") for e in entries if e.record.get("type") == "abort"}
+    committed = {e.record.get("tx") for e in entries
+                 if e.record.get("type") == "commit" and e.record.get("tx") not in aborted}
+    uncommitted: set[str] = set()
+    replaced: set[str] = set()
+    for e in entries:
+        if e.record.get("type") == "intent" and e.record.get("tx") not in committed:
+            uncommitted.update(e.record.get("files", []))
+        elif e.record.get("type") == "commit" and e.record.get("tx") in committed:
+            replaced.update(e.record.get("stale", []))
+    return uncommitted, replaced
 
 
 class Catalog:
@@ -252,8 +274,9 @@ class Catalog:
         if offset == size:
             return
         pending = self.journal.read(offset)
-        aborts = [{"type": "abort", "tx": e.record.get("tx"), "at": utc_now()}
-                  for e in pending if e.record.get("type") in ("commit", "annotation")]
+        dead = dict.fromkeys(e.record.get("tx") for e in pending
+                             if e.record.get("type") in ("intent", "commit", "annotation"))
+        aborts = [{"type": "abort", "tx": tx, "at": utc_now()} for tx in dead]
         end = self.journal.append(*aborts) if aborts else self.journal.size()
         with con:
             set_journal_offset(con, end)
@@ -344,6 +367,15 @@ class Catalog:
                 if entry.record.get("type") != "abort" and entry.record.get("tx") not in aborted:
                     apply_record(con, entry.record, known)
             missing = self._drop_missing_files(con)
+            # Files the store never wrote (a `git pull` of data/, a copy by hand) are
+            # registered from their contents where their key is free; the store's own
+            # uncommitted or replaced files are not.
+            listed = self._listed_files(con)
+            uncommitted, replaced = _own_leftovers(entries)
+            foreign = self._file_rows(skip=listed | uncommitted | replaced)
+            for table, rows in foreign.items():
+                con.executemany(CATALOG_UPSERTS[table].replace("OR REPLACE", "OR IGNORE"),
+                                [tuple(r) for r in rows])
             set_journal_offset(con, end)
             self._bump_version(con)
         self._sweep(con)  # what was never committed, or replaced by what was
@@ -364,6 +396,13 @@ class Catalog:
                   file=sys.stderr)
         return counts
 
+    def _listed_files(self, con: sqlite3.Connection) -> set[str]:
+        """Every data file the catalogue lists, relative to the home."""
+        return {r[0] for r in con.execute(
+            "SELECT file FROM runs UNION ALL SELECT file FROM instance_files"
+            " UNION ALL SELECT file FROM mask_files UNION ALL SELECT file FROM evaluation_files"
+            " UNION ALL SELECT file FROM tasks")}
+
     def _drop_missing_files(self, con: sqlite3.Connection) -> list[str]:
         """Delete catalogue rows whose file is not under the home; returns those files."""
         keys = {"tasks": "task", "runs": "run_id", "instance_files": "task",
@@ -379,8 +418,22 @@ class Catalog:
 
     def _index_files(self, con: sqlite3.Connection) -> dict[str, int]:
         """The index of a home without a journal: every data file found is registered."""
+        rows = self._file_rows(skip=set())
+        with con:
+            for table_name in FILE_TABLES:
+                con.execute(f"DELETE FROM {table_name}")
+            apply_record(con, {"type": "index", "tables": rows})
+            self._bump_version(con)
+        return {table: len(rows[table]) for table in FILE_TABLES}
+
+    def _file_rows(self, skip: set[str]) -> dict[str, list]:
+        """Catalogue rows of the data files under the home, read from the files themselves
+        (all but the relative paths in ``skip``); of two files of one run, the newer."""
+        def wanted(paths: Iterable[Path]) -> list[Path]:
+            return [p for p in paths if str(p.relative_to(self.home)) not in skip]
+
         task_rows = []
-        for path in sorted((self.home / "tasks").glob("*.json")):
+        for path in wanted(sorted((self.home / "tasks").glob("*.json"))):
             meta = json.loads(path.read_text())
             task_rows.append(
                 (meta["task"], json.dumps(meta["label_list"]), int(meta.get("simulated", False)),
@@ -389,7 +442,7 @@ class Catalog:
             )
         run_rows: dict[str, tuple] = {}
         run_mtime: dict[str, float] = {}
-        for path in sorted((self.home / "predictions").glob("task=*/size=*/*.parquet")):
+        for path in wanted(sorted((self.home / "predictions").glob("task=*/size=*/*.parquet"))):
             pf = pq.ParquetFile(path)
             raw = (pf.schema_arrow.metadata or {}).get(RUN_METADATA_KEY)
             if raw is None:
@@ -417,33 +470,25 @@ class Catalog:
             )
             run_mtime[meta["run_id"]] = mtime
         instance_rows = {}
-        for path in sorted((self.home / "instances").glob("task=*/*.parquet"),
-                           key=lambda p: p.stat().st_mtime):
+        for path in wanted(sorted((self.home / "instances").glob("task=*/*.parquet"),
+                                  key=lambda p: p.stat().st_mtime)):
             task = path.parent.name.split("=", 1)[1]
             instance_rows[task] = (task, str(path.relative_to(self.home)),
                                    pq.ParquetFile(path).metadata.num_rows, utc_now())
         mask_rows = {}
-        for path in sorted((self.home / "masks").glob("setting=*/task=*/*.parquet"),
-                           key=lambda p: p.stat().st_mtime):
+        for path in wanted(sorted((self.home / "masks").glob("setting=*/task=*/*.parquet"),
+                                  key=lambda p: p.stat().st_mtime)):
             setting = path.parent.parent.name.split("=", 1)[1]
             task = path.parent.name.split("=", 1)[1]
             mask_rows[(setting, task)] = (setting, task, str(path.relative_to(self.home)),
                                           pq.ParquetFile(path).metadata.num_rows, utc_now())
         eval_rows = [
             (str(p.relative_to(self.home)), pq.ParquetFile(p).metadata.num_rows, utc_now())
-            for p in sorted((self.home / "evaluations").glob("*.parquet"))
+            for p in wanted(sorted((self.home / "evaluations").glob("*.parquet")))
         ]
-        with con:
-            for table_name in FILE_TABLES:
-                con.execute(f"DELETE FROM {table_name}")
-            apply_record(con, {"type": "index", "tables": {
-                "tasks": task_rows, "runs": list(run_rows.values()),
+        return {"tasks": task_rows, "runs": list(run_rows.values()),
                 "instance_files": list(instance_rows.values()),
-                "mask_files": list(mask_rows.values()), "evaluation_files": eval_rows}})
-            self._bump_version(con)
-        return {"tasks": len(task_rows), "runs": len(run_rows),
-                "instance_files": len(instance_rows), "mask_files": len(mask_rows),
-                "evaluation_files": len(eval_rows)}
+                "mask_files": list(mask_rows.values()), "evaluation_files": eval_rows}
 
     def sweep(self, older_than_s: float = 600.0) -> list[Path]:
         """Delete what killed writers left: data files the catalogue does not list and
@@ -462,14 +507,13 @@ class Catalog:
         """``sweep`` under the write lock, after ``_recover``: every file a committed
         transaction wrote is listed, so an unlisted data file is a dead writer's."""
         removed: list[Path] = []
-        listed = {r[0] for r in con.execute(
-            "SELECT file FROM runs UNION ALL SELECT file FROM instance_files"
-            " UNION ALL SELECT file FROM mask_files UNION ALL SELECT file FROM evaluation_files"
-            " UNION ALL SELECT file FROM tasks")}
-        for pattern in ("predictions/*/*/*.parquet", "instances/*/*.parquet",
-                        "masks/*/*/*.parquet", "evaluations/*.parquet", "tasks/*.json"):
-            for path in self.home.glob(pattern):
-                if str(path.relative_to(self.home)) not in listed:
+        listed = self._listed_files(con)
+        unlisted = [path for pattern in DATA_PATTERNS for path in self.home.glob(pattern)
+                    if str(path.relative_to(self.home)) not in listed]
+        if unlisted:  # only the store's own: a file it never wrote is not touched
+            uncommitted, replaced = _own_leftovers(self.journal.read())
+            for path in unlisted:
+                if str(path.relative_to(self.home)) in uncommitted | replaced:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
                         removed.append(path)

@@ -255,9 +255,15 @@ class Transaction:
                     "annotations": [list(r) for r in annotation_rows],
                     "import": [self.import_id, self.kind, self.source, plan.now,
                                json.dumps(self.summary)],
+                    "stale": [str(p.relative_to(store.home)) for p in plan.stale],
                 }
                 line = store.journal.encode(record)
                 store._ensure_journal(catalog)
+                # Which files this transaction puts in place, before any is: a rebuild never
+                # registers them unless its commit record follows, and a sweep removes them.
+                store.journal.append({"type": "intent", "tx": self.import_id, "files": [
+                    str(dst.relative_to(store.home)) for _, dst in plan.moves]})
+                _step("intended")
                 for src, _dst in plan.moves:
                     fsync_file(src)
                     _step("staged")
