@@ -5,10 +5,14 @@ store's write lock:
 
 * ``baseline``: the catalogue's rows when the journal was started (tables, verdicts,
   import log), so the journal alone describes the store;
+* ``intent``: the files a transaction is about to move into place (before any moves), so
+  that a rebuild or a sweep can tell a killed writer's files from files the store never
+  wrote;
 * ``commit``: one transaction's catalogue rows (added and removed files, verdicts, its
-  import-log entry), written after its files are in place and before the SQLite commit;
+  import-log entry, the files it replaced), written after its files are in place and
+  before the SQLite commit;
 * ``annotation``: one verdict from ``Store.annotate``;
-* ``abort``: a commit or verdict whose SQLite commit never happened (the writer died in
+* ``abort``: an intent, commit or verdict whose SQLite commit never happened (the writer died in
   between); a rebuild skips it.
 
 The catalogue stores the byte offset of the journal it has applied (``meta.journal_offset``)
