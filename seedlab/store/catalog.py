@@ -332,9 +332,10 @@ class Catalog:
     def reindex(self, *, announce: bool = False) -> dict[str, int]:
         """Rebuild the file index of the catalogue.
 
-        Where the home has a journal, only what it records as committed is registered
-        (files a killed writer left are ignored, and swept by the next write), and the
-        verdicts and import log it holds are restored where the catalogue lacks them.
+        Where the home has a journal, what it records as committed is registered (files a
+        killed writer left are ignored, and swept), plus files the store never wrote (a
+        `git pull` of data/) where their key is free; the verdicts and import log it holds
+        are restored where the catalogue lacks them.
         A home without a journal (written before journals existed, or a fresh clone of
         ``data/``) is indexed from the files found. Annotations, jobs and the import log
         already in the catalogue are kept. ``announce``: say on stderr what was rebuilt

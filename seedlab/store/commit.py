@@ -230,9 +230,9 @@ class Transaction:
     def commit(self) -> dict[str, int]:
         """Validate against the store, then make every staged write visible at once.
 
-        Order: stage files (fsynced) -> move them into place under new names -> append the
-        commit record to the journal -> one SQLite transaction -> delete replaced files ->
-        sweep what killed writers left. A process killed before the SQLite commit leaves
+        Order: stage files (fsynced) -> journal an intent naming them -> move them into
+        place under new names -> append the commit record to the journal -> one SQLite
+        transaction -> delete replaced files -> sweep what killed writers left. A process killed before the SQLite commit leaves
         the store as it was; its journal record is marked aborted by the next writer, and
         its files are swept. ``seedlab reindex`` rebuilds only what the journal says was
         committed."""
