@@ -161,8 +161,7 @@ def check_home(args: argparse.Namespace, home: Path, named: bool) -> bool:
     returns whether the command may create it."""
     from seedlab.store import Store
 
-    writes = (args.command, getattr(args, "runs_command", None)) in WRITING_COMMANDS or (
-        args.command, None) in WRITING_COMMANDS
+    writes = (args.command, getattr(args, "runs_command", None)) in WRITING_COMMANDS
     if args.command == "simulate" and getattr(args, "zhong_release", None) is not None:
         return False  # writes a release folder, not a store
     if not home.exists():
