@@ -4,7 +4,9 @@
 ``register(subparsers)`` function (importers, simulator, runs, demo); this file only
 wires them together and turns seedlab's errors into one clear line and exit code 2.
 
-Which home a command opens: ``--home``, else ``$SEEDLAB_HOME``, else ``./data``. Only the
+Which home a command opens: ``--home``, else ``$SEEDLAB_HOME``, else the user home
+``home/`` beside the shipped study (made from it on first use; ``seedlab.store.shipped``),
+else ``./data``. Apart from that default, only the
 commands that write (``WRITING_COMMANDS``) create a missing home, and only one the user
 named (``--home``, ``$SEEDLAB_HOME``, or ``demo --out``); every other command refuses a
 missing home, or a folder that holds no store, with exit code 2, so a mistyped path never
@@ -153,7 +155,9 @@ def resolve_home(args: argparse.Namespace) -> tuple[Path, bool]:
         return Path(named).expanduser().resolve(), True
     if os.environ.get("SEEDLAB_HOME"):
         return Path(os.environ["SEEDLAB_HOME"]).expanduser().resolve(), True
-    return Path("data").resolve(), False
+    from seedlab.store.shipped import default_home
+
+    return default_home(), False
 
 
 def check_home(args: argparse.Namespace, home: Path, named: bool) -> bool:
@@ -164,6 +168,10 @@ def check_home(args: argparse.Namespace, home: Path, named: bool) -> bool:
     writes = (args.command, getattr(args, "runs_command", None)) in WRITING_COMMANDS
     if args.command == "simulate" and getattr(args, "zhong_release", None) is not None:
         return False  # writes a release folder, not a store
+    from seedlab.store.shipped import is_user_home
+
+    if is_user_home(home):
+        return True  # the default: made from the shipped study on first use
     if not home.exists():
         if not writes:
             how = "--home" if args.home is not None else (

@@ -48,8 +48,12 @@ def test_a_folder_without_a_store_is_not_opened_or_written(tmp_path, capsys):
 
 
 def test_writing_commands_create_only_a_home_the_user_named(tmp_path, monkeypatch, capsys):
+    from seedlab.store import shipped
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SEEDLAB_HOME", raising=False)
+    # an installed package without a shipped study beside it: the default is ./data
+    monkeypatch.setattr(shipped, "SHIPPED", tmp_path / "no-shipped-study")
     assert main(["info"]) == 2
     assert "no seedlab home at" in capsys.readouterr().err
     assert main(SIMULATE) == 2  # the implicit ./data is never created
@@ -68,6 +72,17 @@ def test_writing_commands_create_only_a_home_the_user_named(tmp_path, monkeypatc
     assert "(from $SEEDLAB_HOME)" in capsys.readouterr().err
     assert main(SIMULATE) == 0
     assert (tmp_path / "from-env" / "catalog.sqlite").exists()
+
+
+def test_in_a_checkout_the_default_home_is_the_user_home(monkeypatch, capsys):
+    from seedlab.store import shipped
+
+    monkeypatch.delenv("SEEDLAB_HOME", raising=False)
+    if not shipped.is_published(shipped.SHIPPED):
+        pytest.skip("this checkout ships no study in data/")
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"seedlab home: {shipped.USER_HOME}" in out and "rotten_tomatoes" in out
 
 
 def test_a_closed_pipe_ends_quietly(tmp_path):

@@ -32,12 +32,12 @@ from seedlab.keys import KNOWN_SIZE_ORDER, ordered_sizes, seed_sort_key
 from seedlab.store.catalog import CATALOG_SCHEMA
 from seedlab.store.commit import Transaction
 from seedlab.store.home import Store
+from seedlab.store.shipped import default_home
 from seedlab.store.tables import (
     DATA_FOLDERS,
     RUN_METADATA_KEY,
     RunData,
     SeedArrays,
-    default_home,
     run_id_for,
     run_metadata,
     utc_now,

@@ -12,13 +12,15 @@ from seedlab.errors import StoreError
 from seedlab.store.catalog import Catalog
 from seedlab.store.journal import Journal
 from seedlab.store.reads import Reads
-from seedlab.store.tables import DATA_FOLDERS, default_home
+from seedlab.store.shipped import default_home, is_user_home, open_user_home
+from seedlab.store.tables import DATA_FOLDERS
 
 
 class Store(Catalog, Reads):
     """A seedlab home: predictions, instances, masks, annotations and runs.
 
-    ``home`` defaults to ``$SEEDLAB_HOME`` or ``data/``. Opening a home whose catalogue is
+    ``home`` defaults to ``$SEEDLAB_HOME``, else the user home ``home/`` beside the
+    shipped study in ``data/``, which opening brings in (``seedlab.store.shipped``). Opening a home whose catalogue is
     missing (a fresh clone of the repository) or unreadable rebuilds the catalogue: from
     the journal where the home has one, else from the files. ``create=False`` refuses a
     home that does not exist instead of creating it.
@@ -36,6 +38,8 @@ class Store(Catalog, Reads):
         self._duck: duckdb.DuckDBPyConnection | None = None
         self.journal = Journal(self.home)
         self._init_catalog()
+        if is_user_home(self.home):
+            open_user_home(self, Store)
 
     def __repr__(self) -> str:
         return f"Store({str(self.home)!r})"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,11 +24,6 @@ from seedlab.keys import digest
 RUN_METADATA_KEY = b"seedlab.run"
 # The folders of a home that hold data; the catalogue is rebuilt from them when missing.
 DATA_FOLDERS = ("predictions", "instances", "masks", "evaluations", "tasks")
-
-
-def default_home() -> Path:
-    """``$SEEDLAB_HOME`` if set, else ``data/`` under the current directory."""
-    return Path(os.environ.get("SEEDLAB_HOME") or "data").resolve()
 
 
 def utc_now() -> str:
