@@ -95,7 +95,8 @@ def _handle_missing(p: np.ndarray, y: np.ndarray, seed_arr: np.ndarray, arm: np.
         where = np.flatnonzero(bad_p[run])
         arm_name = "treatment" if arm[run] else "baseline"
         raise ValueError(
-            f"multibootstrap: run {run} (pretraining seed {seed_arr[run]!r}, {arm_name} arm)"
+            f"multibootstrap: run {run} (pretraining seed {seed_arr.tolist()[run]!r},"
+            f" {arm_name} arm)"
             f" has {where.size} missing predictions (-1 or NaN), first at example"
             f" {int(where[0])}; drop incomplete runs, or pass missing='omit' to leave the"
             " missing cells out of that run's score")
@@ -109,6 +110,9 @@ def _handle_missing(p: np.ndarray, y: np.ndarray, seed_arr: np.ndarray, arm: np.
         raise ValueError(f"multibootstrap: run {int(empty[0])} has no prediction on any"
                          " example with a label; drop it")
     per_run = bad_p.sum(axis=1)
+    if per_run.any():
+        # A placeholder class the weights never count (exact metrics index by class).
+        p = np.where(bad_p, np.zeros((), p.dtype), p)
     account.update(cells=int(per_run.sum()), examples_without_label=int(bad_y.sum()),
                    runs={int(r): int(per_run[r]) for r in np.flatnonzero(per_run)})
     return p, y, (~bad_p if bad_p.any() else None), account
