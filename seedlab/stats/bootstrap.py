@@ -61,17 +61,22 @@ class _Design:
 
 
 def _missing_cells(p: np.ndarray, y: np.ndarray, metric: Metric
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """``(R, N)`` missing predictions and ``(N,)`` missing labels: NaN, and for class
-    metrics a negative class id (the store's -1)."""
-    def missing(arr: np.ndarray) -> np.ndarray:
+                   ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(R, N)`` missing predictions and ``(N,)`` missing labels (None where nothing is
+    missing): NaN, and for class metrics a negative class id (the store's -1)."""
+    def missing(arr: np.ndarray) -> np.ndarray | None:
+        if arr.size == 0 or arr.dtype.kind not in "if":
+            return None
+        low = arr.min()  # one reduction: NaN propagates, and -1 is the minimum
+        class_ids = metric in CLASS_METRICS
+        if not (np.isnan(low) or (class_ids and low < 0)):
+            return None
         out = np.isnan(arr) if arr.dtype.kind == "f" else np.zeros(arr.shape, bool)
-        if metric in CLASS_METRICS and arr.dtype.kind in "if":
+        if class_ids:
             out |= arr < 0
         return out
 
-    bad_y = missing(y) if metric != "mean" else np.zeros(y.shape, bool)
-    return missing(p), bad_y
+    return missing(p), (missing(y) if metric != "mean" else None)
 
 
 def _handle_missing(p: np.ndarray, y: np.ndarray, seed_arr: np.ndarray, arm: np.ndarray,
@@ -82,8 +87,10 @@ def _handle_missing(p: np.ndarray, y: np.ndarray, seed_arr: np.ndarray, arm: np.
     ``(R, N)`` valid mask (None when nothing is missing) and the result's account."""
     bad_p, bad_y = _missing_cells(p, y, metric)
     account = {"mode": mode, "cells": 0, "runs": {}, "examples_without_label": 0}
-    if not bad_p.any() and not bad_y.any():
+    if bad_p is None and bad_y is None:
         return p, y, None, account
+    bad_p = np.zeros(p.shape, bool) if bad_p is None else bad_p
+    bad_y = np.zeros(y.shape, bool) if bad_y is None else bad_y
     if mode == "raise":
         if bad_y.any():
             where = np.flatnonzero(bad_y)
