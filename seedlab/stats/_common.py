@@ -20,13 +20,19 @@ def as_float_array(x: object, name: str, ndims: tuple[int, ...]) -> np.ndarray:
     return arr
 
 
+_ONE_BITS = np.array(1.0).view(np.uint64)[()]  # the bits of 1.0 as an unsigned integer
+
+
 def scores_array(x: object, name: str, ndims: tuple[int, ...], *,
                  keep_integers: bool = False) -> np.ndarray:
     """``x`` checked as scores: 0/1 correctness or probabilities in [0, 1].
 
     The shape must have one of ``ndims`` dimensions; NaN (a missing run) and values
-    outside [0, 1] raise ValueError saying what was found. The check is one ``min`` and
-    one ``max`` over the array (NaN propagates through both, so no separate NaN pass).
+    outside [0, 1] raise ValueError saying what was found. The check is one ``max`` over
+    the array's bits read as unsigned integers: for float64, every value in [+0, 1] has
+    bits at most those of 1.0, while negative values (sign bit set), values above 1 and
+    NaN all read larger. Only then are the exact minimum and maximum taken, to tell -0.0
+    (allowed) from real errors and to describe them.
 
     Returns:
       float64 array, or with ``keep_integers`` an integer or bool input as it is (its
@@ -39,6 +45,9 @@ def scores_array(x: object, name: str, ndims: tuple[int, ...], *,
         dims = " or ".join(f"{d}-D" for d in ndims)
         raise ValueError(f"{name}: expected a {dims} array, got shape {arr.shape}")
     if arr.size == 0 or arr.dtype.kind == "b":
+        return arr
+    bits = arr.view(np.uint64 if arr.dtype == np.float64 else f"u{arr.dtype.itemsize}")
+    if bits.max() <= (_ONE_BITS if arr.dtype == np.float64 else 1):
         return arr
     low, high = arr.min(), arr.max()
     if np.isnan(low) or np.isnan(high):
@@ -54,7 +63,7 @@ def describe_out_of_range(arr: np.ndarray) -> str:
     first index, and a guess at the cause. Only called on the failure path."""
     bad = (arr < 0) | (arr > 1)
     values, counts = np.unique(arr[bad], return_counts=True)
-    shown = ", ".join(f"{v:g} at {c} cell{'s' if c > 1 else ''}"
+    shown = ", ".join(f"{v:.10g} at {c} cell{'s' if c > 1 else ''}"
                       for v, c in zip(values[:5].tolist(), counts[:5].tolist()))
     if values.size > 5:
         shown += f" and {values.size - 5} more distinct values"
