@@ -3,9 +3,9 @@ the tests and the benchmarks (not part of the library's API).
 
 ``multibootstrap_loop`` scores each drawn run of each drawn seed of each replicate on its
 resampled examples, one at a time, the way the original code does. It consumes the random
-stream exactly as ``seedlab.stats.multibootstrap`` (seeds drawn per chunk of ``chunk``
-replicates, then each replicate's examples), so with the same seed and chunk both give
-equal results.
+stream exactly as ``seedlab.stats.multibootstrap`` (the seeds of a block of ``SEED_BLOCK``
+replicates, then each replicate's examples), so with the same seed both give equal
+results, whatever ``chunk`` the fast path uses.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from seedlab.stats import bootstrap
 from seedlab.stats._common import make_rng
 from seedlab.stats.bootstrap import (
     MEAN_METRICS,
@@ -37,21 +38,21 @@ def multibootstrap_loop(preds: np.ndarray, labels: np.ndarray, seeds: Sequence[A
                         rng: int | np.random.Generator | None = None,
                         finetune_seeds: Sequence[Any] | None = None,
                         thresholds: Sequence[float] | None = None,
-                        expected_sign: int = 1, chunk: int = 64,
-                        missing: str = "raise") -> dict:
+                        expected_sign: int = 1, missing: str = "raise") -> dict:
     """The Multi-Bootstrap one replicate, one seed and one run at a time.
 
     Same arguments and result as ``seedlab.stats.multibootstrap``. A run's missing cells
     (``missing="omit"``) are dropped from its drawn examples before it is scored.
     """
-    _check_options(nboot, expected_sign, metric, chunk)
+    _check_options(nboot, expected_sign, metric)
     design = _design(preds, labels, seeds, treatment, metric, paired, finetune_seeds, missing)
     gen, seed = make_rng(rng)
     nboot = int(nboot)
     n = design.n_examples
     arm_scores = {"base": np.empty(nboot), "expt": np.empty(nboot)}
-    for start in range(0, nboot, chunk):
-        size = min(chunk, nboot - start)
+    block = bootstrap.SEED_BLOCK  # read at call time: a test may shrink it
+    for start in range(0, nboot, block):
+        size = min(block, nboot - start)
         drawn = _draw_seeds(gen, design, size, sample_seeds, sample_finetune)
         for j in range(size):
             if sample_examples:

@@ -11,6 +11,7 @@ import pytest
 from stats_oracles import multibootstrap_loop
 
 from seedlab import stats
+from seedlab.stats import bootstrap
 
 
 def two_arms(rng: np.random.Generator, n: int = 300, n_seeds: int = 4, n_fine: int = 3,
@@ -83,13 +84,28 @@ def test_vectorised_equals_loop(options):
     preds, labels, seeds, fine, treat = two_arms(np.random.default_rng(2), n=200)
     fast = stats.multibootstrap(preds, labels, seeds, treat, nboot=40, rng=5, chunk=16,
                                 finetune_seeds=fine, **options)
-    slow = multibootstrap_loop(preds, labels, seeds, treat, nboot=40, rng=5, chunk=16,
+    slow = multibootstrap_loop(preds, labels, seeds, treat, nboot=40, rng=5,
                                finetune_seeds=fine, **options)
     for name in ("base", "expt", "delta"):
         np.testing.assert_allclose(fast["draws"][name], slow["draws"][name], rtol=0,
                                    atol=1e-12)
         assert fast[name] == pytest.approx(slow[name], abs=1e-12)
     assert fast.get("thresholds") == slow.get("thresholds")
+
+
+@pytest.mark.parametrize("options", [{}, {"sample_finetune": True, "paired": False},
+                                     {"metric": "mcc"}])
+def test_seed_blocks_and_chunks_do_not_change_the_draws(monkeypatch, options):
+    # Blocks of 16 replicates' seeds, chunks of 7 replicates' examples (not aligned with
+    # the blocks): the same draws as the loop that reads the stream replicate by replicate.
+    monkeypatch.setattr(bootstrap, "SEED_BLOCK", 16)
+    preds, labels, seeds, fine, treat = two_arms(np.random.default_rng(9), n=100)
+    fast = stats.multibootstrap(preds, labels, seeds, treat, nboot=40, rng=2, chunk=7,
+                                finetune_seeds=fine, **options)
+    slow = multibootstrap_loop(preds, labels, seeds, treat, nboot=40, rng=2,
+                               finetune_seeds=fine, **options)
+    np.testing.assert_allclose(fast["draws"]["delta"], slow["draws"]["delta"], rtol=0,
+                               atol=1e-12)
 
 
 def test_mean_metric_and_three_classes():
@@ -253,7 +269,7 @@ def test_omit_equals_the_loop_that_drops_the_cells(options):
     labels[[3, 50]] = -1
     fast = stats.multibootstrap(preds, labels, seeds, treat, nboot=30, rng=4, chunk=8,
                                 finetune_seeds=fine, missing="omit", **options)
-    slow = multibootstrap_loop(preds, labels, seeds, treat, nboot=30, rng=4, chunk=8,
+    slow = multibootstrap_loop(preds, labels, seeds, treat, nboot=30, rng=4,
                                finetune_seeds=fine, missing="omit", **options)
     np.testing.assert_allclose(fast["draws"]["delta"], slow["draws"]["delta"], rtol=0,
                                atol=1e-12)
@@ -285,7 +301,8 @@ def test_one_pretraining_seed_is_a_warning_in_the_result():
 def test_peak_memory_does_not_grow_with_nboot():
     # 100 runs x 2,000 examples. Before, the run weights alone were 2 x nboot x R x 8
     # bytes (1,600 bytes a replicate, 8 MB more at nboot = 6,100 than at 1,100); now the
-    # growth is the returned draws and a quantile's copy, about 32 bytes a replicate.
+    # seeds of at most 1,024 replicates are drawn at a time and the growth is the
+    # returned draws, about 16 bytes a replicate.
     preds, labels, seeds, fine, treat = two_arms(np.random.default_rng(36), n=2000,
                                                  n_seeds=10, n_fine=5)
 

@@ -3,12 +3,12 @@
 A replicate draws pretraining seeds (shared by both arms in the paired design), optionally
 fine-tuning runs within each drawn seed, and N examples shared by both arms; it scores
 each drawn run on the drawn examples, averages the runs of each drawn seed, then the
-drawn seeds. ``multibootstrap`` computes the replicates a chunk at a time for metrics
-that are means over examples (multinomial example counts times per-run scores, one matrix
-product per chunk), so its memory does not grow with ``nboot``. The straightforward
-per-replicate, per-run loop lives in the tests (``tests/stats_oracles.py``) as the
-reference: given the same seed and chunk both consume the random stream identically and
-return equal results.
+drawn seeds. ``multibootstrap`` draws the seeds of a block of ``SEED_BLOCK`` replicates,
+then scores them a chunk at a time for metrics that are means over examples (multinomial
+example counts times per-run scores, one matrix product per chunk), so its memory does not
+grow with ``nboot``. The straightforward per-replicate, per-run loop lives in the tests
+(``tests/stats_oracles.py``) as the reference: given the same seed both consume the random
+stream identically and return equal results.
 
 A missing prediction or label (-1 for class metrics, NaN) raises ValueError naming the
 run, unless ``missing="omit"`` leaves the missing cells out of that run's score.
@@ -26,6 +26,8 @@ import numpy as np
 from ._common import make_rng, percentile_interval
 
 MEAN_METRICS = ("accuracy", "mean")
+# Replicates whose seeds are drawn together: bounds the (block, R) run weights in memory.
+SEED_BLOCK = 1024
 EXACT_METRICS = ("f1", "mcc", "pearson")
 Metric = str | Callable[[np.ndarray, np.ndarray], float]
 
@@ -455,11 +457,13 @@ def multibootstrap(preds: np.ndarray, labels: np.ndarray, seeds: Sequence[Any],
         ``expected_sign=-1`` (a replicate exactly at the threshold counts, as in the
         original).
       expected_sign: +1: ``p = P(delta <= 0)``; -1: ``p = P(delta >= 0)``.
-      chunk: replicates drawn and scored together. Peak memory beyond the inputs is about
-        ``16 x chunk x N`` bytes (the drawn example indices, int32, and their counts,
-        int64 then float32), plus ``4 x R x N`` for the scored copy of ``preds``, plus
-        ``32 x nboot`` for the returned draws: it does not grow with ``nboot`` otherwise
-        (64 x 80,000 examples: about 82 MB).
+      chunk: replicates whose examples are drawn and scored together. Peak memory beyond
+        the inputs is about ``16 x chunk x N`` bytes (the drawn example indices, int32,
+        and their counts, int64 then float32; 64 x 80,000 examples: 82 MB), plus
+        ``4 x R x N`` for the scored copy of ``preds``, plus ``16 x 1024 x R`` for the run
+        weights of a block of 1,024 replicates whose seeds are drawn together (4 MB at
+        R = 250), plus ``32 x nboot`` for the returned draws: nothing else grows with
+        ``nboot``.
       missing: ``"raise"`` (default): a missing prediction (a negative class id, the
         store's -1, or NaN) or label raises ValueError naming the run; ``"omit"``: each
         run is scored on the examples it has (its missing cells get weight 0), examples
@@ -496,32 +500,40 @@ def multibootstrap(preds: np.ndarray, labels: np.ndarray, seeds: Sequence[Any],
         full = None if sample_examples else (
             values.sum(axis=1, dtype=np.float64)
             / (n if valid is None else valid.sum(axis=1)))
-    for start in range(0, nboot, chunk):
-        size = min(chunk, nboot - start)
-        drawn = _draw_seeds(gen, design, size, sample_seeds, sample_finetune)
+    for block in range(0, nboot, SEED_BLOCK):
+        # Seeds (and fine-tuning runs) for a block of replicates, then its examples chunk
+        # by chunk: memory is bounded by the block, and for nboot <= SEED_BLOCK the random
+        # stream is the one of drawing every seed first.
+        block_size = min(SEED_BLOCK, nboot - block)
+        drawn = _draw_seeds(gen, design, block_size, sample_seeds, sample_finetune)
         weights = {name: _run_weights(design, name, *drawn[name], n_runs)[:, used]
                    for name in ("base", "expt")}
-        if metric in MEAN_METRICS:
-            if full is not None:
-                scores = np.broadcast_to(full, (size, used.size))
+        for offset in range(0, block_size, chunk):
+            size = min(chunk, block_size - offset)
+            start = block + offset
+            if metric in MEAN_METRICS:
+                if full is not None:
+                    scores = np.broadcast_to(full, (size, used.size))
+                else:
+                    counts = _example_counts(gen, size, n).astype(dtype)
+                    # (R_used, N) @ (N, size): BLAS is much faster in this orientation.
+                    scores = (mat @ counts.T).T.astype(np.float64) / n
+                    if valid is not None:
+                        # A run with missing cells: its sum over the examples it has, over
+                        # the number of drawn examples it has (the others count n).
+                        seen = (gaps @ counts.T).T.astype(np.float64)
+                        scores[:, has_gaps] *= n / np.where(seen > 0, seen, np.nan)
             else:
-                counts = _example_counts(gen, size, n).astype(dtype)
-                # (R_used, N) @ (N, size): BLAS is much faster in this orientation.
-                scores = (mat @ counts.T).T.astype(np.float64) / n
-                if valid is not None:
-                    # A run with missing cells: its sum over the examples it has, over the
-                    # number of drawn examples it has (the others count n).
-                    seen = (gaps @ counts.T).T.astype(np.float64)
-                    scores[:, has_gaps] *= n / np.where(seen > 0, seen, np.nan)
-        else:
-            scores = np.empty((size, used.size))
-            for b in range(size):
-                w = _example_counts(gen, 1, n)[0] if sample_examples else np.ones(n)
-                if design.valid is not None:
-                    w = w[None, :] * design.valid[used]
-                scores[b] = metric_values(metric, design.labels, design.preds[used], w)
-        base[start:start + size] = np.einsum("br,br->b", weights["base"], scores)
-        expt[start:start + size] = np.einsum("br,br->b", weights["expt"], scores)
+                scores = np.empty((size, used.size))
+                for b in range(size):
+                    w = _example_counts(gen, 1, n)[0] if sample_examples else np.ones(n)
+                    if design.valid is not None:
+                        w = w[None, :] * design.valid[used]
+                    scores[b] = metric_values(metric, design.labels, design.preds[used], w)
+            rows = slice(offset, offset + size)
+            base[start:start + size] = np.einsum("br,br->b", weights["base"][rows], scores)
+            expt[start:start + size] = np.einsum("br,br->b", weights["expt"][rows], scores)
+        del drawn, weights  # before the next block's are built: one block in memory
     return _report(base, expt, confidence=confidence, expected_sign=expected_sign,
                    thresholds=thresholds, seed=seed, design=design,
                    estimate=_point_estimate(design, metric),
