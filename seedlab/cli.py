@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     reindex = sub.add_parser("reindex", help="rebuild the catalogue's file index from the files")
     reindex.set_defaults(func=cmd_reindex)
 
+    migrate = sub.add_parser("migrate", help="move tasks stored under another spelling"
+                             " (mnli, sst-2) to their one canonical name (MNLI, SST-2)")
+    migrate.set_defaults(func=cmd_migrate)
+
     ann = sub.add_parser("annotations", help="export the annotation log")
     ann.add_argument("--task", default=None)
     ann.add_argument("--current", action="store_true", help="latest verdict per annotator only")
@@ -107,12 +111,31 @@ def cmd_info(store, args: argparse.Namespace) -> int:
         flag = " (simulated)" if row["simulated"] else ""
         print(f"{task:<16}{row['instances']:>10}{row['runs']:>7}{row['predictions']:>13}"
               f"{row['masks']:>8}{row['annotations']:>13}  {', '.join(row['sizes'])}{flag}")
+    from seedlab.store.migrate import pending
+
+    renames = pending(store)
+    if renames:
+        names = ", ".join(f"{old} -> {new}" for old, new in sorted(renames.items()))
+        print(f"Some tasks are stored under another spelling of their name ({names}):"
+              " `seedlab migrate` brings them together.")
     return 0
 
 
 def cmd_reindex(store, args: argparse.Namespace) -> int:
     counts = store.reindex()
     print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_migrate(store, args: argparse.Namespace) -> int:
+    from seedlab.store.migrate import canonical_tasks
+
+    renamed = canonical_tasks(store)
+    if not renamed:
+        print("every task already has its canonical name")
+    for r in renamed:
+        print(f"{r.old} -> {r.new}: {r.runs} runs, {r.mask_settings} mask settings,"
+              f" {r.verdicts} verdicts")
     return 0
 
 

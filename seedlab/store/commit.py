@@ -65,6 +65,7 @@ class Transaction:
         self._masks: dict[tuple[str, str], pd.DataFrame] = {}
         self._dropped_masks: set[tuple[str, str]] = set()
         self._dropped_runs: set[str] = set()
+        self._dropped_tasks: set[str] = set()
         self._evaluations: list[pd.DataFrame] = []
         self._annotations: list[pd.DataFrame] = []
         self._staging_lock: io.TextIOWrapper | None = None
@@ -179,6 +180,12 @@ class Transaction:
         """Stage the removal of a run (a re-published study without that size or seed).
         A run staged with the same key in this transaction wins."""
         self._dropped_runs.add(run_id_for(task, size, str(pretrain_seed), int(finetune_seed)))
+
+    def remove_task(self, task: str) -> None:
+        """Stage the removal of a task's row and instance file (a task renamed to its
+        canonical name: ``seedlab.store.migrate``). Its runs and masks are removed with
+        ``remove_run`` / ``remove_masks``; a task staged with ``set_task`` here wins."""
+        self._dropped_tasks.add(task)
 
     def add_evaluations(self, frame: pd.DataFrame) -> None:
         """Stage mask evaluation results (experiment, variant, task, metric, mean, std)."""
@@ -465,6 +472,15 @@ def _drop_runs(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> Non
             plan.drop("runs", (run_id,), tx.store.home / row[0])
 
 
+def _drop_tasks(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> None:
+    for task in sorted(tx._dropped_tasks - set(tx._tasks)):
+        if tx.store.task_row(task, catalog) is not None:
+            plan.drop("tasks", (task,), tx.store.home / f"tasks/{task}.json")
+        old_file = tx.store._instance_file(task, catalog)
+        if old_file and task not in tx._instances:
+            plan.drop("instance_files", (task,), tx.store.home / old_file)
+
+
 def _stage_evaluations(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> None:
     if not tx._evaluations:
         return
@@ -483,7 +499,7 @@ def _stage_evaluations(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan
 # Every staged kind, in commit order: the one place a new kind is registered.
 STAGES: tuple[Callable[[Transaction, sqlite3.Connection, _Plan], None], ...] = (
     _stage_tasks, _stage_instances, _stage_runs, _stage_masks, _drop_masks, _drop_runs,
-    _stage_evaluations,
+    _drop_tasks, _stage_evaluations,
 )
 
 # How a commit record's rows reach the catalogue (commit, roll-forward and rebuild alike).
@@ -498,6 +514,8 @@ CATALOG_UPSERTS = {
 CATALOG_DELETES = {
     "mask_files": "DELETE FROM mask_files WHERE setting = ? AND task = ?",
     "runs": "DELETE FROM runs WHERE run_id = ?",
+    "tasks": "DELETE FROM tasks WHERE task = ?",
+    "instance_files": "DELETE FROM instance_files WHERE task = ?",
 }
 INSERT_ANNOTATION = ("INSERT INTO annotations (task, instance_id, annotator, verdict, note, at,"
                      " source) VALUES (?, ?, ?, ?, ?, ?, ?)")
