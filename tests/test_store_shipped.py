@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from seedlab.store import shipped as homes
 from seedlab.simulate import simulate, write_study
 from seedlab.store import Store
+from seedlab.store import shipped as homes
 
 REPO = Path(__file__).resolve().parents[1]
 
