@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from seedlab.runs.catalogue import MINILM, resolve_model
-from seedlab.runs.device import default_device, precision_for
-from seedlab.runs.finetune import finetune
+from seedlab.runs.device import batches_of, default_device, precision_for
+from seedlab.runs.finetune import encode, finetune
 from seedlab.runs.spec import JobSpec
 from seedlab.runs.tasks import TaskData, load_task
 
@@ -49,7 +49,9 @@ SETTINGS = {"batch_size": 32, "epochs": 1.0, "max_seq_length": 128, "learning_ra
 class Measurement:
     """One fine-tuning run: ``samples_per_s`` over steps 2..last, ``train_s`` their wall
     time, ``train_cpu_s`` the process CPU seconds over the same span, ``end_to_end_s``
-    from loading the model to the eval predictions, ``accuracy`` on the eval snippets."""
+    from loading the model to the eval predictions, ``accuracy`` on the eval snippets,
+    ``padded_tokens`` batch rows x padded width summed over steps 2..last (the paths draw
+    different random batches, so their padding differs a little)."""
 
     path: str
     round: int
@@ -60,6 +62,7 @@ class Measurement:
     end_to_end_s: float
     accuracy: float
     steps: int
+    padded_tokens: int
 
 
 class StepClock:
@@ -98,11 +101,18 @@ def run_seedlab(model: Path, task: TaskData, seed: int, device: str) -> Measurem
     run = finetune(spec, model, task, phase="target", precision=precision_for(device),
                    progress=progress, log=lambda _message: None)
     end_to_end = time.perf_counter() - started
+    run_lengths = encode(run.tokenizer, task.train, SETTINGS["max_seq_length"]).lengths
     probs = run.evals[SETTINGS["epochs"]]
     accuracy = float(np.mean(probs.argmax(1) == np.array(task.label_ids(task.eval))))
     rate, median, wall, cpu = clock.rate(SETTINGS["batch_size"], len(task.train))
+    # The batches finetune drew in its one epoch: its data-order generator, replayed.
+    import torch
+
+    order = torch.randperm(len(task.train), generator=torch.Generator().manual_seed(seed))
+    widths = [len(rows) * int(run_lengths[rows.numpy()].max())
+              for rows in batches_of(order, SETTINGS["batch_size"])]
     return Measurement("seedlab", 0, rate, median, wall, cpu, end_to_end, accuracy,
-                       len(clock.wall))
+                       len(clock.wall), sum(widths[1:]))
 
 
 def run_hf_trainer(model: Path, task: TaskData, seed: int, device: str) -> Measurement:
@@ -140,6 +150,20 @@ def run_hf_trainer(model: Path, task: TaskData, seed: int, device: str) -> Measu
         return [{**{k: enc[k][i] for k in enc}, "labels": labels[i]} for i in range(len(frame))]
 
     train, evaluation = dataset(task.train), dataset(task.eval)
+
+    class CountingCollator(DataCollatorWithPadding):
+        """``DataCollatorWithPadding`` that notes each training batch's padded size."""
+
+        training = True
+
+        def __call__(self, features):
+            batch = super().__call__(features)
+            if self.training:
+                self.train_tokens.append(int(batch["input_ids"].numel()))
+            return batch
+
+    collator = CountingCollator(tokenizer)
+    collator.train_tokens: list[int] = []
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=SETTINGS["batch_size"],
@@ -151,16 +175,17 @@ def run_hf_trainer(model: Path, task: TaskData, seed: int, device: str) -> Measu
             bf16=device.startswith("cuda") and torch.cuda.is_bf16_supported(),
             tf32=True if device.startswith("cuda") else None)
         trainer = Trainer(model=classifier, args=args, train_dataset=train,
-                          data_collator=DataCollatorWithPadding(tokenizer),
+                          data_collator=collator,
                           callbacks=[Clock()])
         trainer.train()
+        collator.training = False
         logits = trainer.predict(evaluation).predictions
     end_to_end = time.perf_counter() - started
     logits = logits[0] if isinstance(logits, tuple) else logits
     accuracy = float(np.mean(np.asarray(logits).argmax(1) == np.array(task.label_ids(task.eval))))
     rate, median, wall, cpu = clock.rate(SETTINGS["batch_size"], len(task.train))
     return Measurement("hf-trainer", 0, rate, median, wall, cpu, end_to_end, accuracy,
-                       len(clock.wall))
+                       len(clock.wall), sum(collator.train_tokens[1:]))
 
 
 PATHS: dict[str, Callable[[Path, TaskData, int, str], Measurement]] = {
@@ -206,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {round_} {name:<10} {m.samples_per_s:7.1f} samples/s (median step"
                   f" {m.median_step_samples_per_s:.1f})  train"
                   f" {m.train_s:6.1f} s (CPU {m.train_cpu_s:6.1f} s)  end to end"
-                  f" {m.end_to_end_s:6.1f} s  eval accuracy {m.accuracy:.4f}  load {_load()}",
+                  f" {m.end_to_end_s:6.1f} s  eval accuracy {m.accuracy:.4f}  padded tokens"
+                  f" {m.padded_tokens} ({m.padded_tokens / m.train_s:.0f}/s)  load {_load()}",
                   flush=True)
     summary = {}
     for name in PATHS:
@@ -218,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
             "train_s": statistics.median(m.train_s for m in mine),
             "train_cpu_s": statistics.median(m.train_cpu_s for m in mine),
             "end_to_end_s": statistics.median(m.end_to_end_s for m in mine),
-            "accuracy": statistics.median(m.accuracy for m in mine)}
+            "accuracy": statistics.median(m.accuracy for m in mine),
+            "padded_tokens_per_s": statistics.median(m.padded_tokens / m.train_s
+                                                     for m in mine)}
     ratio = summary["seedlab"]["samples_per_s"] / summary["hf-trainer"]["samples_per_s"]
     step_ratio = (summary["seedlab"]["median_step_samples_per_s"]
                   / summary["hf-trainer"]["median_step_samples_per_s"])

@@ -35,6 +35,8 @@ def test_trainer_bench_runs_both_paths_alternating_and_prints_the_ratio(tmp_path
     assert {r["path"] for r in result["runs"]} == {"seedlab", "hf-trainer"}
     for run in result["runs"]:
         assert run["steps"] == 3 and run["samples_per_s"] > 0 and 0 <= run["accuracy"] <= 1
+        # 96 snippets in batches of 32: steps 2 and 3, 64 rows, each at most 128 tokens wide.
+        assert 64 <= run["padded_tokens"] <= 64 * 128
     ratio = (result["summary"]["seedlab"]["samples_per_s"]
              / result["summary"]["hf-trainer"]["samples_per_s"])
     assert result["ratio"] == pytest.approx(ratio)
