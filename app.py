@@ -11,6 +11,7 @@ import streamlit as st
 from seedlab.demo import default_task
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.sidebar import sidebar
+from seedlab.ui.state import end_run
 
 ensure_frame()
 
@@ -42,3 +43,4 @@ page = st.navigation(
 )
 sidebar(default_task)  # opens on the default study (seedlab demo) where the home has one
 page.run()
+end_run()  # the copy link as the page left the URL (it follows each change during the run)

@@ -131,7 +131,7 @@ def test_every_page_renders_without_an_exception(server, browser_page):
     browser_page.goto(f"{url}/agreement?task=nli_sim&agreement.metric=kappa",
                       wait_until="domcontentloaded")
     settle(browser_page)
-    browser_page.screenshot(path=str(SCREENSHOTS / "first-load.png"))
+    browser_page.screenshot(path=str(SCREENSHOTS / "first-load.png"), timeout=PAGE_TIMEOUT_MS)
     assert_no_exception(browser_page, "first load")
     title = browser_page.locator('[data-testid="stMainBlockContainer"] h1').first
     assert title.inner_text().strip() == "Agreement between runs"
@@ -142,7 +142,8 @@ def test_every_page_renders_without_an_exception(server, browser_page):
     for name in PAGES:
         browser_page.goto(f"{url}/{name}", wait_until="domcontentloaded")
         settle(browser_page)
-        browser_page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        browser_page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True,
+                                timeout=PAGE_TIMEOUT_MS)
         assert_no_exception(browser_page, name)
         title = browser_page.locator('[data-testid="stMainBlockContainer"] h1').first
         assert title.inner_text().strip(), f"page {name} has no title"
@@ -168,4 +169,97 @@ def test_an_annotation_click_reaches_the_log(server, browser_page):
     assert_no_exception(browser_page, "annotate after a click")
     # the page moved on and counts the verdict
     browser_page.get_by_text("browser-test: 1 of").first.wait_for(timeout=PAGE_TIMEOUT_MS)
-    browser_page.screenshot(path=str(SCREENSHOTS / "annotate-after-click.png"), full_page=True)
+    browser_page.screenshot(path=str(SCREENSHOTS / "annotate-after-click.png"),
+                         full_page=True, timeout=PAGE_TIMEOUT_MS)
+
+
+# Every control's label and value on screen, main area and sidebar: toggles and checkboxes,
+# select boxes, multiselects (their chips), radios, text and number inputs, sliders.
+CONTROLS_JS = """() => {
+  const out = {};
+  const label = (e) => {
+    const l = e.querySelector('[data-testid="stWidgetLabel"]');
+    return l ? l.innerText.trim() : '';
+  };
+  const put = (kind, e, value) => {
+    const where = e.closest('[data-testid="stSidebar"]') ? 'sidebar' : 'main';
+    out[`${where}/${kind}/${label(e)}`] = value;
+  };
+  document.querySelectorAll('[data-testid="stCheckbox"]').forEach(e =>
+    put('toggle', e, e.querySelector('input').checked));
+  document.querySelectorAll('[data-testid="stSelectbox"]').forEach(e =>
+    put('select', e, e.querySelector('input').value));
+  document.querySelectorAll('[data-testid="stMultiSelect"]').forEach(e =>
+    put('multiselect', e, Array.from(e.querySelectorAll('span[data-tag]'))
+      .map(t => t.getAttribute('aria-label'))));
+  document.querySelectorAll('[data-testid="stRadio"]').forEach(e =>
+    put('radio', e, Array.from(e.querySelectorAll('[data-testid="stRadioOption"]'))
+      .filter(o => o.getAttribute('data-selected') === 'true').map(o => o.innerText.trim())));
+  document.querySelectorAll('[data-testid="stTextInput"], [data-testid="stNumberInput"]')
+    .forEach(e => put('input', e, e.querySelector('input').value));
+  document.querySelectorAll('[data-testid="stSlider"]').forEach(e =>
+    put('slider', e, Array.from(e.querySelectorAll('[role="slider"]'))
+      .map(s => s.getAttribute('aria-valuenow'))));
+  return out;
+}"""
+
+
+def copied_link(page) -> str:
+    """The link the sidebar's Copy link popover holds (opened, read, closed)."""
+    page.locator('[data-testid="stSidebar"] [data-testid="stPopoverButton"]').click()
+    code = page.locator('[data-testid="stPopoverBody"] code').first
+    code.wait_for(timeout=PAGE_TIMEOUT_MS)
+    link = "".join(code.inner_text().split())  # wrapped lines
+    page.keyboard.press("Escape")
+    return link
+
+
+def test_a_copied_link_reopens_the_view_on_screen(server):
+    """Change a page control and a sidebar control, copy the link, open it in a fresh
+    browser context: every control has the same value (the link follows the last change,
+    not the one before it)."""
+    from playwright.sync_api import sync_playwright
+
+    url, _home = server
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            first = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+            first.goto(f"{url}/agreement", wait_until="domcontentloaded")
+            settle(first)
+            first.get_by_text("Aggregate into size x pretraining-seed blocks").wait_for(
+                timeout=PAGE_TIMEOUT_MS)
+            before = first.evaluate(CONTROLS_JS)
+            toggle = "main/toggle/Aggregate into size x pretraining-seed blocks"
+            assert before[toggle] is False
+            first.get_by_text("Aggregate into size x pretraining-seed blocks").click()
+            settle(first)
+            first.locator('[data-testid="stRadioOption"]').filter(has_text="kappa").click()
+            settle(first)
+            seeds = first.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]'
+                                  ).filter(has_text="Fine-tuning seeds")
+            seeds.get_by_role("button", name="Remove 3").click()
+            settle(first)
+            shown = first.evaluate(CONTROLS_JS)
+            assert shown[toggle] is True
+            assert shown["main/radio/Measure"] == ["kappa"]
+            assert shown["sidebar/multiselect/Fine-tuning seeds"] == ["1", "2"]
+            link = copied_link(first)
+            assert "agreement.blocks=true" in link and "agreement.metric=kappa" in link
+            assert "finetune_seeds=3" not in link
+            first.screenshot(path=str(SCREENSHOTS / "link-first-context.png"),
+                             full_page=True, timeout=PAGE_TIMEOUT_MS)
+
+            second = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+            second.goto(link, wait_until="domcontentloaded")
+            settle(second)
+            second.get_by_text("Aggregate into size x pretraining-seed blocks").wait_for(
+                timeout=PAGE_TIMEOUT_MS)
+            assert_no_exception(second, "the copied link")
+            second.screenshot(path=str(SCREENSHOTS / "link-second-context.png"),
+                              full_page=True, timeout=PAGE_TIMEOUT_MS)
+            reopened = second.evaluate(CONTROLS_JS)
+            assert reopened == shown
+            assert copied_link(second) == link
+        finally:
+            browser.close()

@@ -25,7 +25,7 @@ from seedlab.ui.state import (
     default_home,
     restore_url,
     set_current,
-    share_url,
+    show_link,
     url_multiselect,
     url_selectbox,
     url_text,
@@ -102,7 +102,15 @@ def _ckpt_text(value: float) -> str:
 
 
 def _copy_link() -> None:
-    with st.popover("Copy link", icon=":material/link:", width="stretch"):
-        st.caption("This link reopens exactly this view: dataset, task, sizes, seeds,"
-                   " checkpoint, page and the page's own settings. Copy it with the icon.")
-        st.code(share_url(), language=None, wrap_lines=True)
+    """The copy-link popover, in a placeholder that ``seedlab.ui.state.show_link`` fills
+    again whenever the page's own controls change the URL later in the run."""
+    slot = st.empty()
+
+    def draw(url: str) -> None:
+        with slot.container(), st.popover("Copy link", icon=":material/link:",
+                                          width="stretch"):
+            st.caption("This link reopens exactly this view: dataset, task, sizes, seeds,"
+                       " checkpoint, page and the page's own settings. Copy it with the icon.")
+            st.code(url, language=None, wrap_lines=True)
+
+    show_link(draw)

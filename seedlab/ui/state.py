@@ -31,6 +31,7 @@ HOME, TASK, SIZES, PRETRAIN, FINETUNE, CHECKPOINT = (
 )
 _SHADOW = "_seedlab_url_state"  # name -> value, survives page switches
 _SELECTION = "_seedlab_selection"
+_LINK = "_seedlab_link"  # (draw, url drawn) of this run's copy-link slot
 
 
 @dataclass
@@ -143,6 +144,7 @@ def set_url_param(name: str, value: Any) -> None:
         shadow.pop(name, None)
         if name in st.query_params:
             del st.query_params[name]
+            _refresh_link()
         return
     shadow[name] = value
     formatted = _format(value)
@@ -150,6 +152,7 @@ def set_url_param(name: str, value: Any) -> None:
     wanted = formatted if isinstance(formatted, list) else [formatted]
     if current != wanted:
         st.query_params[name] = formatted
+        _refresh_link()
 
 
 def restore_url() -> None:
@@ -171,6 +174,44 @@ def share_url() -> str:
         return "?" + query
     parts = urlsplit(base)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def show_link(draw: Callable[[str], None]) -> None:
+    """Show the link of the view with ``draw(url)`` now, and again each time this run
+    changes the URL, so that it always holds the view on screen: the page's own controls
+    write their state after the sidebar has drawn the link, and a page may end its run
+    early (``st.stop``), after which nothing more can be drawn. ``draw`` fills one
+    placeholder (``seedlab.ui.sidebar``). Called once per run; :func:`end_run` closes it."""
+    url = share_url()
+    st.session_state[_LINK] = (draw, url)
+    draw(url)
+
+
+def _refresh_link() -> None:
+    entry = st.session_state.get(_LINK)
+    if entry is None or _in_fragment_rerun():
+        return
+    draw, shown = entry
+    url = share_url()
+    if url != shown:
+        st.session_state[_LINK] = (draw, url)
+        draw(url)
+
+
+def _in_fragment_rerun() -> bool:
+    """Whether this run reruns fragments only (the sidebar's placeholder is not part of it)."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
+
+
+def end_run() -> None:
+    """Bring the link up to date with the view at the end of a full run (``app.py`` calls
+    it after the page has run) and forget this run's placeholder."""
+    _refresh_link()
+    if not _in_fragment_rerun():
+        st.session_state.pop(_LINK, None)
 
 
 # ---------------------------------------------------------------------------------------
