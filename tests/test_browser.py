@@ -232,13 +232,14 @@ def test_a_copied_link_reopens_the_view_on_screen(server):
             before = first.evaluate(CONTROLS_JS)
             toggle = "main/toggle/Aggregate into size x pretraining-seed blocks"
             assert before[toggle] is False
-            first.get_by_text("Aggregate into size x pretraining-seed blocks").click()
-            settle(first)
-            first.locator('[data-testid="stRadioOption"]').filter(has_text="kappa").click()
-            settle(first)
+            # The last change is a page control: the sidebar drew the link before it.
             seeds = first.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]'
                                   ).filter(has_text="Fine-tuning seeds")
             seeds.get_by_role("button", name="Remove 3").click()
+            settle(first)
+            first.get_by_text("Aggregate into size x pretraining-seed blocks").click()
+            settle(first)
+            first.locator('[data-testid="stRadioOption"]').filter(has_text="kappa").click()
             settle(first)
             shown = first.evaluate(CONTROLS_JS)
             assert shown[toggle] is True
