@@ -41,6 +41,9 @@ page = st.navigation(
         if (HERE / file).exists()
     ]
 )
-sidebar(default_task)  # opens on the default study (seedlab demo) where the home has one
+# Opens on the default study (seedlab demo) where the home has one; the URL may hold each
+# page's own parameters (<url_path>.<name>).
+sidebar(default_task, pages=[url_path for _file, _title, url_path, _icon in PAGES],
+        page=page.url_path)
 page.run()
 end_run()  # the copy link as the page left the URL (it follows each change during the run)
