@@ -7,11 +7,15 @@ every choice in the URL through ``seedlab.ui.state``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
+from seedlab.analyses.query import complete_grid, missing_runs_advice
+from seedlab.demo import MANIFEST
 from seedlab.schema import canonical_task
 from seedlab.store import Store
 from seedlab.ui import data
@@ -90,11 +94,17 @@ def sidebar(default_task: DefaultTask | None = None, pages: Sequence[str] = (),
         if not sizes:
             st.info(f"Task {task} has no runs yet.")
         else:
-            selection.sizes = url_multiselect("Sizes", sizes, SIZES, sizes)
+            # Open on what is complete: the published study, or the sizes with every run
+            # of the seeds (a user's one-run test of a new size stays out until chosen).
+            runs = ds.runs(task)
+            grid = complete_grid(runs, sizes, p_all, f_all, _study(home, task))
+            selection.sizes = url_multiselect("Sizes", sizes, SIZES, list(grid.sizes))
             selection.pretrain_seeds = url_multiselect("Pretraining seeds", p_all, PRETRAIN,
-                                                       p_all)
+                                                       list(grid.pretrain_seeds))
             selection.finetune_seeds = url_multiselect("Fine-tuning seeds", f_all, FINETUNE,
-                                                       f_all, kind=list[int])
+                                                       list(grid.finetune_seeds),
+                                                       kind=list[int])
+            _warn_incomplete(runs, selection)
             ckpt_options = ["last"] + [_ckpt_text(c) for c in ckpts]
             selection.checkpoint = url_selectbox(
                 "Checkpoint", ckpt_options, CHECKPOINT, "last",
@@ -110,6 +120,31 @@ def sidebar(default_task: DefaultTask | None = None, pages: Sequence[str] = (),
         st.info(str(row["description"]).strip(), icon=":material/info:")
     set_current(selection)
     return selection
+
+
+def _study(home: Path, task: str) -> dict | None:
+    """The manifest of the study published in ``home`` (``seedlab demo``) when it is of
+    ``task``, else None."""
+    try:
+        manifest = json.loads((home / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("task") == task else None
+
+
+def _warn_incomplete(runs: pd.DataFrame, selection: Selection) -> None:
+    """Name what to deselect when a selected size lacks runs of the selected seeds (the
+    pages that need every run, such as Bias and variance, stop on it)."""
+    have = set(zip(runs["size"].astype(str), runs["pretrain_seed"].astype(str),
+                   runs["finetune_seed"].astype(int), strict=True))
+    for size in selection.sizes:
+        missing = [(p, f) for p in selection.pretrain_seeds for f in selection.finetune_seeds
+                   if (size, p, f) not in have]
+        if missing:
+            advice = missing_runs_advice(size, selection.pretrain_seeds,
+                                         selection.finetune_seeds, missing)
+            st.warning(advice[0].upper() + advice[1:] + " Pages that need every selected run"
+                       " stop on it.", icon=":material/grid_off:")
 
 
 def _openable(text: str) -> str:
