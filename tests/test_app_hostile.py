@@ -213,3 +213,18 @@ def test_a_task_alias_in_the_link_opens_the_canonical_task(tmp_path):
         assert next(w for w in at.sidebar.selectbox if w.label == "Task").value == canonical
         assert at.query_params["task"] in (canonical, [canonical])
         assert ignored(at) == ""
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty folder"])
+def test_every_page_on_a_default_home_without_a_store_creates_nothing(tmp_path, kind):
+    """``$SEEDLAB_HOME`` naming a missing or empty folder: each page says there is no store,
+    and none is created (the Runs page opened the store unchecked and made one)."""
+    home = tmp_path / "home"
+    if kind == "empty folder":
+        home.mkdir()
+    for page in PAGES:
+        at = open_page(home, page, {})
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert any("No seedlab store" in w.value for w in at.sidebar.warning), page
+        assert at.title, page
+    assert (sorted(home.iterdir()) == []) if kind == "empty folder" else not home.exists()

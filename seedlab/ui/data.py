@@ -267,6 +267,17 @@ def current_data() -> Data | None:
     return open_data(selection.home)
 
 
+def selected_store(message: str) -> Store:
+    """The store of the sidebar's home (the Runs page, which also works on a store with no
+    tasks yet); when that home holds no store, show ``message`` and stop the page, so that
+    opening a page never creates one."""
+    selection = current()
+    if not Store.is_home(selection.home):
+        st.info(message)
+        st.stop()
+    return get_store(selection.home)
+
+
 def selected_data(message: str, need_sizes: bool = True) -> tuple[Selection, Data]:
     """The sidebar's selection and its data; when there is no store, no task, or (with
     ``need_sizes``) no size selected, show ``message`` and stop the page."""
