@@ -75,7 +75,7 @@ def test_selecting_the_incomplete_size_names_it_as_the_thing_to_deselect(study, 
     at = app_test(home, "pages/bias_variance.py",
                   query={"sizes": ["tiny", "mini", "base", "huge"]})
     assert not at.exception
-    advice = ("size huge has runs for only 1 of the 9 selected seed pairs ((p0, f1)):"
+    advice = ("size huge has runs for only 1 of the 9 selected seed pairs, (p0, f1):"
               " deselect size huge.")
     assert any(w.startswith("Size huge has runs for only 1 of the 9") and "deselect size huge"
                in w for w in warnings(at)), warnings(at)
@@ -129,7 +129,7 @@ def test_missing_runs_advice_names_the_size_or_the_seeds():
     everything = [(p, f) for p in seeds_p for f in seeds_f]
     one_run = [c for c in everything if c != ("0", 1)]
     assert missing_runs_advice("huge", seeds_p, seeds_f, one_run) == (
-        "size huge has runs for only 1 of the 9 selected seed pairs ((p0, f1)):"
+        "size huge has runs for only 1 of the 9 selected seed pairs, (p0, f1):"
         " deselect size huge.")
     assert missing_runs_advice("huge", seeds_p, seeds_f, everything) == (
         "size huge has no runs for the selected seeds: deselect size huge.")

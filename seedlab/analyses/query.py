@@ -130,7 +130,7 @@ def missing_runs_advice(size: str, pretrain_seeds: Sequence[Any],
     if 2 * len(present) < total or not options:
         pairs = ", ".join(f"(p{p}, f{f})" for p, f in present[:6])
         return (f"size {size} has runs for only {len(present)} of the {total} selected seed"
-                f" pairs ({pairs}{' ...' if len(present) > 6 else ''}): deselect size"
+                f" pairs, {pairs}{' ...' if len(present) > 6 else ''}: deselect size"
                 f" {size}.")
     shown = ", ".join(f"(p{p}, f{f})" for p, f in missing[:6])
     return (f"size {size} lacks {len(missing)} of the {total} selected runs ({shown}"

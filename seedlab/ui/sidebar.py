@@ -143,8 +143,8 @@ def _warn_incomplete(runs: pd.DataFrame, selection: Selection) -> None:
         if missing:
             advice = missing_runs_advice(size, selection.pretrain_seeds,
                                          selection.finetune_seeds, missing)
-            st.warning(advice[0].upper() + advice[1:] + " Pages that need every selected run"
-                       " stop on it.", icon=":material/grid_off:")
+            st.warning(advice[0].upper() + advice[1:] + " The analyses that need every selected"
+                       " run leave the size out or stop.", icon=":material/grid_off:")
 
 
 def _openable(text: str) -> str:
