@@ -14,7 +14,7 @@ from seedlab.analyses.jobs import job_rows, run_metrics
 from seedlab.errors import SeedlabError
 from seedlab.runs import queue, spec, trainer
 from seedlab.runs.executor import default_executor
-from seedlab.ui.data import get_store
+from seedlab.ui.data import selected_store
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current
 
@@ -25,7 +25,8 @@ st.caption("Fine-tune models on local GPUs (or the CPU) in the background; finis
            " predictions appear in every analysis page.")
 
 selection = current()
-store = get_store(selection.home)
+store = selected_store("No seedlab store to run into. Choose a seedlab home in the sidebar"
+                       " (`seedlab import ...` or `seedlab demo` makes one).")
 
 
 def _list(text: str) -> list[str]:
