@@ -145,7 +145,7 @@ def test_a_caption_leaves_room_for_subplot_titles():
 
     from seedlab.ui.figure import with_caption
 
-    caption = "task · sizes · seeds · " * 6  # wraps onto two lines
+    caption = "task · sizes · seeds · " * 4  # wraps onto two lines
     panels = make_subplots(rows=1, cols=2, subplot_titles=["attention heads", "MLP"])
     panels.add_trace(go.Heatmap(z=[[0.4, 1.0]]), 1, 1)
     plain = go.Figure(go.Heatmap(z=[[0.4, 1.0]]))

@@ -47,7 +47,7 @@ def test_a_subtitle_wraps_to_a_half_column_and_a_long_one_is_shortened():
     lines, shortened = subtitle_lines(caption)
     assert not shortened and len(lines) == 2
     assert all(len(line) <= SUBTITLE_CHARS for line in lines)
-    assert " ".join(lines) == caption
+    assert " · ".join(lines) == caption  # broken at its separators
     long_lines, shortened = subtitle_lines("word " * 200)
     assert shortened and len(long_lines) == SUBTITLE_LINES and long_lines[-1].endswith("…")
     assert all(len(line) <= SUBTITLE_CHARS for line in long_lines)
@@ -59,7 +59,7 @@ def test_the_subtitle_is_escaped():
 
 
 def test_the_top_margin_holds_title_subtitle_subplot_titles_and_a_top_legend():
-    caption = "task · sizes · seeds · " * 6  # two lines
+    caption = "task · sizes · seeds · " * 4  # two lines
     plain = with_caption(go.Figure(go.Heatmap(z=[[0.4, 1.0]])), caption)
     assert subtitle(plain).count("<br>") == 1
     assert plain.layout.margin.t == 70 + 16 * 2
@@ -79,5 +79,24 @@ def test_the_top_margin_holds_title_subtitle_subplot_titles_and_a_top_legend():
 def test_the_export_keeps_the_figure_height_and_a_fixed_width():
     fig = with_caption(go.Figure(layout={"height": 520, "title": {"text": "A/B: accuracy"}}), "c")
     options = export_config(fig, "page.key", "svg")["toImageButtonOptions"]
+    assert fig.layout.height > 520  # the subtitle's room is added to the figure
     assert options == {"format": "svg", "filename": "A_B__accuracy", "scale": 2,
-                       "height": 520, "width": 1100}
+                       "height": fig.layout.height, "width": 1100}
+
+
+def test_the_plot_keeps_its_height_and_a_legend_gets_room_for_every_entry():
+    caption = "task · sizes · seeds · " * 4  # two lines
+    fig = with_caption(go.Figure(go.Bar(x=[1], y=[1]),
+                                 layout={"height": 400, "margin": {"t": 50, "b": 40}}), caption)
+    assert fig.layout.margin.t == 102 and fig.layout.height == 400 + 52  # the subtitle's room
+    # one bar, four verdicts: a short chart with a legend of four entries
+    verdicts = go.Figure([go.Bar(x=[n], y=["decaying"], orientation="h", name=v)
+                          for n, v in zip([6, 3, 2, 1], ["correct", "reasonable", "wrong", "unsure"],
+                                          strict=True)],
+                         layout={"height": 180, "margin": {"t": 60, "b": 40}})
+    roomy = with_caption(verdicts, "rotten_tomatoes · 134 decaying")
+    plot = roomy.layout.height - roomy.layout.margin.t - roomy.layout.margin.b
+    assert plot >= 40 + 22 * 4
+    # a heatmap's colour bar is no legend: no room added
+    heat = with_caption(go.Figure(go.Heatmap(z=[[1, 2]]), layout={"height": 300}), "c")
+    assert heat.layout.height == 300 + max(0, 70 + 16 - 80)

@@ -40,12 +40,19 @@ from seedlab.ui.state import current
 FORMATS = ["png", "svg"]
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 # The subtitle is wrapped to this many characters a line: at its 12 px font that is about
-# 470 px, which fits a half-width column at a 1280 px window (plotly never wraps text).
-SUBTITLE_CHARS = 76
+# 290 px, which fits the narrow column of a 3:2 split at a 1280 px window (plotly never
+# wraps text, and a line longer than the chart is cut).
+SUBTITLE_CHARS = 60
 SUBTITLE_LINES = 6
 SUBTITLE_LINE_PX = 16
 TITLE_PX = 46  # the title line and the space above it
 EXPORT_WIDTH = 1100
+LEGEND_ENTRY_PX = 22
+# Trace types plotly leaves out of the legend unless asked (they have a colour bar).
+NO_LEGEND_BY_DEFAULT = {"heatmap", "histogram2d", "histogram2dcontour", "contour", "table",
+                        "surface", "parcoords", "parcats", "sankey", "indicator"}
+LEGEND_TITLE_PX = 40
+FONT_FAMILY = 'Arial, "Liberation Sans", Helvetica, sans-serif'
 
 
 def literal(text: str) -> str:
@@ -143,18 +150,44 @@ def pin_text_button(title: str, text: str, *, key: str, page: str | None = None,
 # The figure frame
 
 
+def _pack(parts: list[str], width: int) -> list[str]:
+    """Greedy lines of at most ``width`` characters from ``parts`` joined by " · "; a part
+    longer than a line is wrapped on its own."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        elif len(part) <= width:
+            lines.append(part)
+        else:
+            lines.extend(textwrap.wrap(part, width=width, break_long_words=True))
+    return lines
+
+
 def subtitle_lines(caption: str, width: int = SUBTITLE_CHARS,
                    max_lines: int = SUBTITLE_LINES) -> tuple[list[str], bool]:
-    """``caption`` wrapped into subtitle lines of at most ``width`` characters, and whether
+    """``caption`` wrapped into subtitle lines of at most ``width`` characters (breaking at
+    its " · " separators where it can, so a list of seeds stays on one line), and whether
     it had to be shortened (more than ``max_lines`` lines; the last line then ends in …)."""
-    lines = textwrap.wrap(" ".join(caption.split()), width=width, break_long_words=True)
+    text = " ".join(caption.split())
+    lines = _pack([p for p in text.split(" · ") if p], width) if text else []
     if len(lines) <= max_lines:
         return lines, False
     lines = lines[:max_lines]
-    lines[-1] = textwrap.shorten(lines[-1] + " …", width=width, placeholder=" …")
-    if not lines[-1].endswith("…"):
-        lines[-1] = lines[-1][: width - 2] + " …"
+    last = lines[-1]
+    lines[-1] = (last if len(last) <= width - 2 else last[: width - 2].rstrip()) + " …"
     return lines, True
+
+
+def legend_entries(fig: go.Figure) -> int:
+    """How many entries the figure's legend shows (0 when it shows none)."""
+    if fig.layout.showlegend is False:
+        return 0
+    shown = [t for t in fig.data if t.showlegend is True
+             or (t.showlegend is None and t.type not in NO_LEGEND_BY_DEFAULT)]
+    if fig.layout.showlegend is None and len(shown) < 2:
+        return 0  # plotly's default: no legend for a single trace
+    return len({(t.legendgroup or "", t.name or "") for t in shown})
 
 
 def with_caption(fig: go.Figure, caption: str) -> go.Figure:
@@ -169,10 +202,16 @@ def with_caption(fig: go.Figure, caption: str) -> go.Figure:
         title_subtitle_font={"size": 12, "color": "#555"},
         title_y=1, title_yref="container", title_yanchor="top", title_pad_t=14,
     )
+    if not fig.layout.font.family:
+        # An installed font, not the page's web font: a PNG export draws the SVG without
+        # the page's fonts, and text measured in one font and drawn in a wider one is cut
+        # (legend entries at the right edge).
+        fig.update_layout(font_family=FONT_FAMILY)
     # Subplot titles sit just above the plotting area, inside the top margin: leave them a
     # line of their own below the subtitle; a legend placed above the plot gets its own
     # row too.
-    titled = any(a.yref == "paper" and a.y is not None and a.y >= 1
+    titled = any((a.yref == "paper" or str(a.yref or "").endswith("domain"))
+                 and a.y is not None and a.y >= 1 and (a.yanchor or "auto") != "top"
                  for a in fig.layout.annotations)
     legend = fig.layout.legend
     legend_on_top = (fig.layout.showlegend is not False and legend.y is not None
@@ -180,7 +219,19 @@ def with_caption(fig: go.Figure, caption: str) -> go.Figure:
     top = fig.layout.margin.t or 80
     needed = (TITLE_PX + 14 + SUBTITLE_LINE_PX * len(lines) + (24 if titled else 0)
               + (28 if legend_on_top else 0) + 10)
-    fig.update_layout(margin_t=max(top, needed))
+    # The room the subtitle takes is added to the figure's height, so the plot keeps the
+    # height its builder gave it (a five-line subtitle would otherwise squash it); and a
+    # legend beside the plot gets the height of all its entries (a short bar chart showed
+    # two of four verdicts, the rest scrolled out of sight, and cut in the PNG).
+    height = (fig.layout.height or 450) + max(0, needed - top)
+    margin_t = max(top, needed)
+    entries = legend_entries(fig)
+    if entries and (legend.orientation or "v") == "v" and not legend_on_top:
+        plot = height - margin_t - (fig.layout.margin.b or 80)
+        height += max(0, LEGEND_TITLE_PX + LEGEND_ENTRY_PX * entries - plot)
+    fig.update_layout(margin_t=margin_t, height=height)
+    if not fig.layout.title.font.family:
+        fig.update_layout(title_font_family=FONT_FAMILY)
     return fig
 
 
