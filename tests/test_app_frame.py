@@ -111,8 +111,11 @@ def test_pinning_a_figure_puts_it_on_the_report_page(home):
     at.switch_page("pages/report.py").run()
     assert not at.exception
     assert "Figure" not in [i.value for i in at.info]
-    assert at.markdown[0].value.startswith("**1. nli_sim: accuracy of each run**")
-    assert "one point per run (27 runs)" in at.caption[1].value
+    heads = [t.value for t in at.text if t.value.startswith("1. ")]
+    assert heads and heads[0].startswith("1. nli_sim: accuracy of each run · figure from Overview")
+    # the caption is the figure's subtitle (not repeated under it)
+    figure = at.get("plotly_chart")[0]
+    assert "one point per run (27 runs)" in figure.proto.spec
     # removing it empties the report again
     next(b for b in at.button if b.key == "report.remove.0").click().run()
     assert any("No figures pinned yet" in i.value for i in at.info)
@@ -142,7 +145,7 @@ def test_a_caption_leaves_room_for_subplot_titles():
 
     from seedlab.ui.figure import with_caption
 
-    caption = "task · sizes · seeds · " * 8  # wraps onto two lines
+    caption = "task · sizes · seeds · " * 4  # wraps onto two lines
     panels = make_subplots(rows=1, cols=2, subplot_titles=["attention heads", "MLP"])
     panels.add_trace(go.Heatmap(z=[[0.4, 1.0]]), 1, 1)
     plain = go.Figure(go.Heatmap(z=[[0.4, 1.0]]))
