@@ -56,9 +56,8 @@ state = show_figure(
 st.subheader("Instance browser")
 regions = url_multiselect("Regions", ["easy", "ambiguous", "hard"], "datamap.regions",
                           ["ambiguous", "hard"])
-picked = [p.get("customdata", [None])[0] for p in
-          (state or {}).get("selection", {}).get("points", [])]
-picked = [p for p in picked if p is not None]
+picked = result.picked_ids([p.get("point_index") for p in
+                            (state or {}).get("selection", {}).get("points", [])])
 view = result.browser(ds.instances(sel.task), regions, picked)
 if picked:
     st.caption(f"{len(view)} instances selected on the map (clear the selection to go back to"

@@ -36,6 +36,13 @@ class DataMap:
         counts = self.frame["region"].value_counts()
         return {region: int(counts.get(region, 0)) for region in stats.REGIONS}
 
+    def picked_ids(self, point_indices: Sequence[int]) -> list[str]:
+        """The instance ids at rows ``point_indices`` of ``frame`` (the points selected on
+        the map, which draws the frame in order); indices outside the frame are ignored."""
+        n = len(self.frame)
+        rows = [int(i) for i in point_indices if i is not None and 0 <= int(i) < n]
+        return self.frame["instance_id"].iloc[rows].astype(str).tolist()
+
     def browser(self, instances: pd.DataFrame, regions: Sequence[str],
                 picked: Sequence[str] = ()) -> pd.DataFrame:
         """The rows in ``regions`` (or, when given, the ``picked`` instance ids) with the
