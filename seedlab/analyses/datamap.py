@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from seedlab import stats
+from seedlab.analyses.decay import blank_texts
 from seedlab.analyses.query import Query, Reader, require_complete, with_instance_fields
 
 BROWSER_FIELDS = ("split", "group", "label", "text_a", "text_b")
@@ -50,7 +51,7 @@ class DataMap:
         frame = self.frame
         view = frame[frame["instance_id"].isin(picked)] if picked else \
             frame[frame["region"].isin(regions)]
-        view = with_instance_fields(view.copy(), instances, BROWSER_FIELDS)
+        view = blank_texts(with_instance_fields(view.copy(), instances, BROWSER_FIELDS))
         return pd.DataFrame(view).sort_values("variability", ascending=False)
 
 
