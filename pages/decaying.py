@@ -52,18 +52,25 @@ m2.metric("Improving (lower bound)", f"{result.improving:.1%}")
 m3.metric("BH lower bound", f"{bh['bound']:.1%}",
           help=f"max over FDR levels q of (k_q / N)(1 - q), attained at q = {bh['q']:.2f}:"
                " k_q instances have a BH-adjusted p-value <= q")
+half_a, half_b = (", ".join(half) for half in out.baseline_seeds)
+baseline = f"random baseline: pretraining seeds {half_a} against {half_b}"
+if out.left_out_seed is not None:
+    baseline += (f"; seed {out.left_out_seed} is left out of the comparison (observed and"
+                 " baseline), so that the two halves are of equal size")
+st.caption(baseline.capitalize() + ".")
 show_figure(
     decay_cdf_figure(result.grid, result.cdf_diff, result.cdf_baseline, result.decaying,
                      result.improving, f"{sel.task}: {small} → {large}", small, large),
     key="decaying.cdf", page="Decaying instances",
     caption=f"{sel.task} · sizes {small} vs {large} · {seeds_text} · N = {n} instances ·"
-            " baseline: difference between the two halves of the pretraining seeds.")
+            f" {baseline}.")
 with st.expander("Benjamini-Hochberg comparison"):
     show_figure(bh_figure(*out.bh_curve, n,
                           f"{sel.task}: BH bound per FDR level, {small} → {large}"),
                 key="decaying.bh", page="Decaying instances",
                 caption=f"{sel.task} · {small} vs {large} · {seeds_text} · N = {n} · one-sided"
-                        " Fisher exact test per instance on seed-ensemble correctness.")
+                        " Fisher exact test per instance on seed-ensemble correctness (the"
+                        f" argmax of the ensemble's mean {out.bh_input}).")
 
 st.subheader("Instance browser")
 browser = data.decay_browser(ds, query)

@@ -49,14 +49,11 @@ def test_the_browser_shows_bh_adjusted_and_raw_p_values(home):
     assert "bh p-value" not in rows.columns
     store = Store(home)
     tiny = store.arrays("nli_sim", "tiny", PRETRAIN_SEEDS, FINETUNE_SEEDS, "last")
-    base = store.arrays("nli_sim", "base", PRETRAIN_SEEDS, FINETUNE_SEEDS, "last")
     # the raw one-sided Fisher p-values, and their BH adjustment as scipy computes it
-    raw = stats.bh_details(tiny.p_correct, base.p_correct)["pvalues"]
-    raw = pd.Series(raw, index=tiny.instance_ids)
+    raw, adjusted, _ = _contract_bh(store, "nli_sim", "tiny", "base", PRETRAIN_SEEDS,
+                                    FINETUNE_SEEDS, list(tiny.instance_ids))
     np.testing.assert_allclose(rows[RAW], raw.reindex(rows.index))
-    np.testing.assert_allclose(rows[ADJUSTED],
-                               pd.Series(false_discovery_control(raw.to_numpy()),
-                                         index=raw.index).reindex(rows.index))
+    np.testing.assert_allclose(rows[ADJUSTED], adjusted.reindex(rows.index))
     assert (rows[ADJUSTED] >= rows[RAW] - 1e-12).all()
     # the short columns come before the long texts, so they stay in view
     columns = list(browser_frame(at).columns)
@@ -74,8 +71,9 @@ def test_the_page_follows_the_sidebar_checkpoint(home):
     base = store.arrays("nli_sim", "base", PRETRAIN_SEEDS, FINETUNE_SEEDS, 1.0)
     expected = stats.decay_bounds(tiny.correct, base.correct)
     assert metric(first, "Decaying (lower bound)") == f"{expected.decaying:.1%}"
-    bh = stats.bh_details(tiny.p_correct, base.p_correct)
-    assert metric(first, "BH lower bound") == f"{bh['bound']:.1%}"
+    _, _, bound = _contract_bh(store, "nli_sim", "tiny", "base", PRETRAIN_SEEDS,
+                               FINETUNE_SEEDS, list(tiny.instance_ids), checkpoint=1.0)
+    assert metric(first, "BH lower bound") == f"{bound:.1%}"
     rows = browser_frame(open_page(home, "pages/decaying.py", {
         "task": "nli_sim", "checkpoint": "1", "decaying.show": "all"})).set_index(
             "instance_id")
@@ -190,3 +188,114 @@ def test_agreement_says_nothing_when_every_run_is_complete(tmp_path):
     store = _two_size_store(tmp_path / "home", {"a": [1.0], "b": [1.0]})
     at = open_page(store.home, "pages/agreement.py", {"task": "t"})
     assert not [w for w in at.warning if "left out" in w.value]
+
+
+# --- issue 11: 3-class BH on class probabilities, odd P baseline -------------------------
+
+
+def _contract_bh(store: Store, task: str, small: str, large: str, seeds: list[str],
+                 finetune: list[int], ids: list[str], checkpoint="last"
+                 ) -> tuple[pd.Series, pd.Series, float]:
+    """The contract's BH comparison, from the long prediction table: a pretraining seed's
+    ensemble is right when the argmax of its class probabilities averaged over fine-tuning
+    seeds is the gold label; one-sided Fisher exact test (scipy) on the counts; BH
+    adjustment (scipy); bound max_q (k_q / N)(1 - q). Returns (raw, adjusted, bound)."""
+    from scipy.stats import fisher_exact
+
+    labels = store.label_list(task)
+    gold = store.instances(task).set_index("instance_id")["label"].map(labels.index)
+    counts = {}
+    for size in (small, large):
+        frame = store.predictions(task=task, size=size, checkpoint=checkpoint,
+                                  columns=["pretrain_seed", "finetune_seed", "instance_id",
+                                           "probs"])
+        frame = frame[frame["pretrain_seed"].isin(seeds)
+                      & frame["finetune_seed"].isin(finetune)]
+        right = {}
+        for (seed, instance), group in frame.groupby(["pretrain_seed", "instance_id"]):
+            mean = np.mean(np.stack(group["probs"].to_list()), axis=0)
+            right[seed, instance] = int(np.argmax(mean) == gold[instance])
+        counts[size] = pd.Series({i: sum(right[s, i] for s in seeds) for i in ids})
+    m = len(seeds)
+    raw = pd.Series({i: fisher_exact([[counts[small][i], m - counts[small][i]],
+                                      [counts[large][i], m - counts[large][i]]],
+                                     alternative="greater")[1] for i in ids})
+    adjusted = pd.Series(false_discovery_control(raw.to_numpy()), index=raw.index)
+    qs = np.arange(1, 100) / 100
+    bound = max((adjusted <= q).sum() / len(ids) * (1 - q) for q in qs)
+    return raw, adjusted, float(bound)
+
+
+@pytest.fixture(scope="module")
+def three_class(tmp_path_factory) -> Store:
+    store = Store(tmp_path_factory.mktemp("mnli") / "home")
+    write_study(store, {"n_instances": 150, "sizes": ("mini", "large"), "pretrain_seeds": 3,
+                        "finetune_seeds": 3, "checkpoints": 1, "n_classes": 3, "seed": 11,
+                        "decaying_share": 0.2, "task": "mnli3"})
+    return store
+
+
+def test_three_class_bh_is_the_argmax_of_mean_class_probabilities(three_class):
+    store = three_class
+    at = open_page(store.home, "pages/decaying.py", {"task": "mnli3", "decaying.show": "all"})
+    rows = browser_frame(at).set_index("instance_id")
+    ids = list(rows.index)
+    finetune = sorted(store.runs("mnli3")["finetune_seed"].astype(int).unique().tolist())
+    raw, adjusted, bound = _contract_bh(store, "mnli3", "mini", "large", ["0", "1", "2"],
+                                        finetune, ids)
+    np.testing.assert_allclose(rows[RAW], raw.reindex(ids), rtol=1e-12)
+    np.testing.assert_allclose(rows[ADJUSTED], adjusted.reindex(ids), rtol=1e-12)
+    assert metric(at, "BH lower bound") == f"{bound:.1%}" and bound > 0
+    # the gold-label probability alone (> 0.5) would have given other p-values: the test
+    # tells the two definitions apart on this data
+    small = store.arrays("mnli3", "mini")
+    large = store.arrays("mnli3", "large")
+    a = (small.p_correct.mean(axis=2) > 0.5).sum(axis=1)
+    b = (large.p_correct.mean(axis=2) > 0.5).sum(axis=1)
+    gold_only = pd.Series(stats.fisher_pvalues(a, b, 3), index=small.instance_ids)
+    assert not np.allclose(gold_only.reindex(ids), raw.reindex(ids))
+    assert any("mean class probabilities" in c.value for c in at.caption)
+
+
+def test_odd_pretraining_seeds_name_the_baseline_and_the_seed_left_out(three_class):
+    at = open_page(three_class.home, "pages/decaying.py", {"task": "mnli3"})
+    expected = stats.decay_bounds(three_class.arrays("mnli3", "mini").correct,
+                                  three_class.arrays("mnli3", "large").correct)
+    seeds = ["0", "1", "2"]
+    half_a = ", ".join(seeds[i] for i in expected.baseline_seeds_a)
+    half_b = ", ".join(seeds[i] for i in expected.baseline_seeds_b)
+    left = seeds[expected.baseline_left_out]
+    assert expected.baseline_left_out is not None
+    caption = next(c.value for c in at.caption if c.value.startswith("Random baseline"))
+    assert caption == (f"Random baseline: pretraining seeds {half_a} against {half_b}; seed"
+                       f" {left} is left out of the comparison (observed and baseline), so"
+                       " that the two halves are of equal size.")
+    assert metric(at, "Decaying (lower bound)") == f"{expected.decaying:.1%}"
+    # two seeds selected: an even split, nothing left out
+    even = open_page(three_class.home, "pages/decaying.py",
+                     {"task": "mnli3", "pretrain_seeds": ["0", "2"]})
+    caption = next(c.value for c in even.caption if c.value.startswith("Random baseline"))
+    assert caption == "Random baseline: pretraining seeds 0 against 2."
+
+
+def test_three_class_runs_without_class_probabilities_are_refused(tmp_path):
+    store = Store(tmp_path / "home")
+    ids = [f"i{k}" for k in range(4)]
+    with store.transaction("test", "no probs") as tx:
+        tx.set_task("t3", ["a", "b", "c"])
+        tx.add_instances("t3", pd.DataFrame({"instance_id": ids, "split": "dev",
+                                             "text_a": ids, "label": ["a", "b", "c", "a"]}))
+        for size in ("s", "l"):
+            for p in ("0", "1"):
+                for f in (1, 2):
+                    tx.add_run(RunData("t3", size, p, f, pa.table({
+                        "checkpoint": [1.0] * 4, "instance_id": ids, "pred": [0, 1, 2, 1],
+                        "correct": [True, True, True, False], "p_correct": [0.6, 0.5, 0.4, 0.2],
+                        "probs": pa.array([None] * 4, pa.list_(pa.float32()))}),
+                        source="test"))
+    at = open_page(store.home, "pages/decaying.py", {"task": "t3"})
+    assert [w.value for w in at.warning] == [
+        ("The BH comparison of a 3-class task decides each seed ensemble by the argmax of its"
+         " mean class probabilities, and the runs of l or s do not keep class probabilities"
+         " (the gold-label probability alone cannot tell the argmax for more than 2"
+         " classes).")]

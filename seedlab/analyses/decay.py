@@ -22,10 +22,12 @@ from seedlab.analyses.query import (
     NotEnoughData,
     Query,
     Reader,
+    checkpoint_arg,
     require_complete,
     with_instance_fields,
 )
 from seedlab.annotate import instance_accuracy
+from seedlab.store import SeedArrays
 
 BROWSER_FIELDS = ("label", "split", "group", "text_a", "text_b")
 TEXT_FIELDS = ("text_a", "text_b")
@@ -46,12 +48,20 @@ class DecayQuery(Query):
 @dataclass(frozen=True)
 class Decaying:
     """``result``: ``stats.DecayResult`` (``diff`` per instance, the bounds, the CDFs);
-    ``bh``: ``stats.bh_details`` (p-values, bound, q, the curve); ``instance_ids (N,)``:
-    the instances both sizes predict, in the smaller size's order."""
+    ``bh``: ``stats.bh_details`` (p-values, bound, q, the curve) on each pretraining seed's
+    fine-tuning ensemble, decided by the argmax of its mean class probabilities
+    (``bh_input`` says ``'class probabilities'``, or ``'gold-label probabilities'`` for a
+    2-class task whose runs keep no class probabilities); ``instance_ids (N,)``: the
+    instances both sizes predict, in the smaller size's order. ``baseline_seeds``: the
+    pretraining seeds (labels) of the random baseline's two halves, of equal size;
+    ``left_out_seed``: the seed left out of the comparison for an odd number of seeds."""
 
     result: stats.DecayResult
     bh: dict
     instance_ids: np.ndarray
+    baseline_seeds: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    left_out_seed: str | None = None
+    bh_input: str = "class probabilities"
 
     @property
     def bh_curve(self) -> tuple[np.ndarray, np.ndarray]:
@@ -83,10 +93,48 @@ def decaying(reader: Reader, query: DecayQuery) -> Decaying:
     if len(small.pretrain_seeds) < 2:
         raise NotEnoughData("The decay analysis needs at least 2 pretraining seeds.")
     aligned = align_instances([small, large])
+    ids = aligned.instance_ids
+    probs = [_class_probs(reader, query, arrays, ids) for arrays in (small, large)]
     small, large = aligned.arrays
     result = stats.decay_bounds(small.correct, large.correct)
-    bh = stats.bh_details(small.p_correct, large.p_correct)
-    return Decaying(result, bh, aligned.instance_ids)
+    n_classes = len(small.label_list)
+    if (aligned.labels < 0).any():
+        raise NotEnoughData("The BH comparison needs every instance's gold label in the"
+                            f" task's label list ({', '.join(small.label_list)}); some are"
+                            " not.")
+    if all(p is not None for p in probs):
+        bh = stats.bh_details(probs[0], probs[1], labels=aligned.labels, n_classes=n_classes)
+        bh_input = "class probabilities"
+    elif n_classes <= 2:
+        bh = stats.bh_details(small.p_correct, large.p_correct, n_classes=n_classes)
+        bh_input = "gold-label probabilities"
+    else:
+        raise NotEnoughData(
+            f"The BH comparison of a {n_classes}-class task decides each seed ensemble by"
+            " the argmax of its mean class probabilities, and the runs of"
+            f" {small.size} or {large.size} do not keep class probabilities (the gold-label"
+            " probability alone cannot tell the argmax for more than 2 classes).")
+    seeds = small.pretrain_seeds
+    left = result.baseline_left_out
+    return Decaying(result, bh, ids,
+                    (tuple(seeds[i] for i in result.baseline_seeds_a),
+                     tuple(seeds[i] for i in result.baseline_seeds_b)),
+                    None if left is None else seeds[left], bh_input)
+
+
+def _class_probs(reader: Reader, query: DecayQuery, arrays: SeedArrays, ids: np.ndarray
+                 ) -> np.ndarray | None:
+    """``(N, P, F, L)`` class probabilities of ``arrays``' runs at the query's checkpoint
+    on ``ids`` (in that order), or None where the store keeps none."""
+    store = getattr(reader, "store", reader)  # the dashboard's cached Data wraps a Store
+    class_probs = getattr(store, "class_probs", None)
+    if class_probs is None:
+        return None
+    probs = class_probs(query.task, arrays.size, arrays.pretrain_seeds, arrays.finetune_seeds,
+                        checkpoint_arg(query.checkpoint))
+    if probs is None or len(probs) != len(arrays.instance_ids) or np.isnan(probs).any():
+        return None
+    return probs[pd.Index(arrays.instance_ids).get_indexer(ids)]
 
 
 def label_issue_scores(reader: Reader, query: Query) -> pd.DataFrame:
