@@ -40,13 +40,18 @@ if runs.left_out:
     st.warning(f"{len(runs.left_out)} selected run(s) left out of every table and the heatmap,"
                f" since each run is compared on all {len(runs.instance_ids)} shared instances:"
                f" {shown}{more}. Deselect their seeds in the sidebar, or complete the runs.")
-caption = (f"{sel.describe()} · {len(runs.runs)} runs, N = {len(runs.instance_ids)} instances"
-           " shared by the selected sizes · runs ordered by size, pretraining seed, fine-tuning"
-           " seed.")
+caption = (f"{sel.describe()} · {len(runs.runs)} runs · N = {len(runs.instance_ids)} shared"
+           " instances.")
 
 st.subheader("Same vs different pretraining seed")
 if len(result.summary):
-    show_table(result.summary, key="agreement.summary")
+    # short headers, so that the seven columns fit a laptop's width
+    show_table(result.summary, key="agreement.summary", column_config={
+        f"{long} pretraining seed: {stat}": st.column_config.NumberColumn(
+            f"{short}: {stat}", format="%d" if stat == "pairs" else "%.4f",
+            help=f"{stat} over the pairs of runs with {long} pretraining seed")
+        for long, short in (("same", "same seed"), ("different", "other seed"))
+        for stat in ("mean", "std", "pairs")})
 else:
     st.info("Each size has a single run: no same-size pairs to summarise.")
 

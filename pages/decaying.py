@@ -57,7 +57,6 @@ baseline = f"random baseline: pretraining seeds {half_a} against {half_b}"
 if out.left_out_seed is not None:
     baseline += (f"; seed {out.left_out_seed} is left out of the comparison (observed and"
                  " baseline), so that the two halves are of equal size")
-st.caption(baseline.capitalize() + ".")
 show_figure(
     decay_cdf_figure(result.grid, result.cdf_diff, result.cdf_baseline, result.decaying,
                      result.improving, f"{sel.task}: {small} → {large}", small, large),

@@ -66,9 +66,15 @@ def verdict_counts(current: pd.DataFrame, *, by: str = "annotator",
             marker_color=VERDICT_COLORS[verdict],
             hovertemplate=f"%{{y}}: %{{x}} {verdict}<extra></extra>",
         ))
+    # The legend goes in one row under the axis, in the figure's own bottom margin: beside
+    # a short chart a vertical legend of four entries was clipped to two.
     fig.update_layout(title=plotly_text(title), barmode="stack", xaxis_title="instances",
-                      yaxis_title=by, height=140 + 40 * len(table),
-                      legend_title="verdict", margin={"l": 80, "r": 10, "t": 60, "b": 40})
+                      yaxis_title=by, height=230 + 40 * len(table),
+                      legend={"title": {"text": "verdict"}, "orientation": "h",
+                              "xref": "container", "x": 0.0, "xanchor": "left",
+                              "yref": "container", "y": 0.0, "yanchor": "bottom",
+                              "traceorder": "normal"},
+                      margin={"l": 80, "r": 10, "t": 60, "b": 105})
     return fig
 
 

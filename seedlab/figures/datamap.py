@@ -37,5 +37,7 @@ def data_map_figure(frame: pd.DataFrame, title: str, variability_threshold: floa
     fig.update_xaxes(range=[0, x_max * 1.05])
     fig.update_yaxes(range=[0, 1.02])
     fig.update_layout(dragmode="select")
-    return styled(fig, title, x="variability (std of gold-label probability across runs)",
-                  y="confidence (mean gold-label probability)", height=550)
+    fig = styled(fig, title, x="variability (std of gold-label probability across runs)",
+                 y="confidence (mean gold-label probability)", height=580)
+    fig.update_layout(margin_t=130)  # the title and up to three subtitle lines
+    return fig
