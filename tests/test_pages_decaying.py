@@ -299,3 +299,19 @@ def test_three_class_runs_without_class_probabilities_are_refused(tmp_path):
          " mean class probabilities, and the runs of l or s do not keep class probabilities"
          " (the gold-label probability alone cannot tell the argmax for more than 2"
          " classes).")]
+
+
+def test_store_class_probs_line_up_with_the_arrays(home):
+    store = Store(home)
+    for checkpoint in ("last", 1.0):
+        arrays = store.arrays("nli_sim", "mini", ["2", "0"], [3, 1], checkpoint)
+        probs = store.class_probs("nli_sim", "mini", ["2", "0"], [3, 1], checkpoint)
+        assert probs.shape == (60, 2, 2, 3)
+        np.testing.assert_array_equal(probs.argmax(axis=3), arrays.pred)
+        gold = np.take_along_axis(probs, arrays.labels[:, None, None, None], axis=3)[..., 0]
+        np.testing.assert_allclose(gold, arrays.p_correct, rtol=1e-6)
+    # a seed the size lacks, and a checkpoint no run has, are NaN
+    probs = store.class_probs("nli_sim", "mini", ["0", "9"], [1], 5.0)
+    assert np.isnan(probs).all()
+    probs = store.class_probs("nli_sim", "mini", ["0", "9"], [1])
+    assert not np.isnan(probs[:, 0]).any() and np.isnan(probs[:, 1]).all()
