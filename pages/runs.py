@@ -22,7 +22,7 @@ from seedlab.analyses.jobs import (
 )
 from seedlab.errors import SeedlabError
 from seedlab.runs import catalogue, queue, slurm, spec
-from seedlab.runs.executor import default_executor, executor_names
+from seedlab.runs.executor import default_executor
 from seedlab.ui.data import get_store
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current
@@ -94,12 +94,13 @@ else:
     st.info("Name a model to preview the grid.")
 
 st.markdown("**Where the jobs run**")
-available = executor_names()
 executor = st.radio("Executor", list(EXECUTOR_LABELS), key="runs.executor", horizontal=True,
                     format_func=EXECUTOR_LABELS.get, label_visibility="collapsed")
 options = None
-if executor == "slurm" and available["slurm"]:
-    st.warning(f"Slurm cannot be used from here: {available['slurm']}.")
+# Asked only when Slurm is chosen: squeue may take a while to answer, or time out.
+unavailable = slurm.unavailable_reason() if executor == "slurm" else None
+if unavailable:
+    st.warning(f"Slurm cannot be used from here: {unavailable}.")
 elif executor == "slurm":
     try:
         config = slurm.load_config(selection.home)
