@@ -14,6 +14,7 @@ import streamlit as st
 
 from seedlab.analyses.jobs import (
     EXECUTOR_LABELS,
+    OFFLINE_MODEL_SIZES,
     default_size,
     job_rows,
     launch,
@@ -58,7 +59,9 @@ with st.form("grid"):
              " {pretrain_seed} / {size} placeholders.")
     c1, c2, c3 = st.columns(3)
     sizes = c1.text_input("Sizes", value=default_size(DEFAULT_MODEL, "base"),
-                          help="The label the runs get in the store (one per model size)")
+                          help="The label the runs get in the store, one per model size"
+                               " (the offline models: " + ", ".join(
+                                   f"{m} {s}" for m, s in OFFLINE_MODEL_SIZES.items()) + ")")
     pretrain = c2.text_input("Pretraining seeds", value="0")
     finetune = c3.text_input("Fine-tuning seeds", value="1, 2")
     c1, c2, c3, c4 = st.columns(4)
