@@ -24,7 +24,7 @@ from seedlab.analyses.jobs import (
 from seedlab.errors import SeedlabError
 from seedlab.runs import catalogue, queue, slurm, spec
 from seedlab.runs.executor import default_executor
-from seedlab.ui.data import get_store
+from seedlab.ui.data import selected_store
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current
 
@@ -35,7 +35,8 @@ st.caption("Fine-tune models on this machine (GPUs or the CPU) or on Slurm, in t
            " background; finished runs' predictions appear in every analysis page.")
 
 selection = current()
-store = get_store(selection.home)
+store = selected_store("No seedlab store to run into. Choose a seedlab home in the sidebar"
+                       " (`seedlab import ...` or `seedlab demo` makes one).")
 NOTICE = "runs.notice"  # what the last launch did, shown on the next run
 JOB_NOTICE = "runs.job_notice"  # what the last cancel or retry did, shown in the queue view
 DEFAULT_MODEL = getattr(catalogue, "DEFAULT_MODEL", "")  # TEMP until trainer is merged
