@@ -39,7 +39,6 @@ store = selected_store("No seedlab store to run into. Choose a seedlab home in t
                        " (`seedlab import ...` or `seedlab demo` makes one).")
 NOTICE = "runs.notice"  # what the last launch did, shown on the next run
 JOB_NOTICE = "runs.job_notice"  # what the last cancel or retry did, shown in the queue view
-DEFAULT_MODEL = getattr(catalogue, "DEFAULT_MODEL", "")  # TEMP until trainer is merged
 
 
 def _list(text: str) -> list[str]:
@@ -53,13 +52,13 @@ with st.form("grid"):
                            help="rotten_tomatoes is built in; other tasks need a data path")
     data = right.text_input("Data path", value="", help="GLUE/HANS folder or CSV/JSONL file")
     models = st.text_area(
-        "Model(s)", value=DEFAULT_MODEL,
-        help="minilm-l6 and tiny-bert work offline; also a local folder,"
+        "Model(s)", value=catalogue.DEFAULT_MODEL,
+        help=f"{catalogue.MINILM} and {catalogue.TINY_BERT} work offline; also a local folder,"
              " a Hugging Face id (from its cache when offline) or a catalogue name such as"
              " multiberts-seed_0. One line per pretraining seed, or one line with"
              " {pretrain_seed} / {size} placeholders.")
     c1, c2, c3 = st.columns(3)
-    sizes = c1.text_input("Sizes", value=default_size(DEFAULT_MODEL, "base"),
+    sizes = c1.text_input("Sizes", value=default_size(catalogue.DEFAULT_MODEL, "base"),
                           help="The label the runs get in the store, one per model size"
                                " (the offline models: " + ", ".join(
                                    f"{m} {s}" for m, s in OFFLINE_MODEL_SIZES.items()) + ")")

@@ -10,7 +10,8 @@ import pytest
 from app_support import app_test, make_fixture_home
 from streamlit.testing.v1 import AppTest
 
-from seedlab.runs import queue, spec
+from seedlab.analyses.jobs import OFFLINE_MODEL_SIZES
+from seedlab.runs import catalogue, queue, spec
 from seedlab.store import Store
 
 PAGE = "pages/runs.py"
@@ -71,6 +72,19 @@ def test_cancel_and_retry_from_the_page(home):
     assert queue.get(store, job_id).state == "queued"
     events = at.dataframe[-1].value
     assert list(events["state"]) == ["queued", "cancelled", "queued"]
+
+
+def test_the_form_opens_on_an_offline_model_with_a_size_of_its_own(home):
+    at = open_page()
+    assert at.text_area[0].value == catalogue.DEFAULT_MODEL
+    assert catalogue.DEFAULT_MODEL in catalogue.OFFLINE_NAMES  # resolves with no network
+    assert at.text_input[2].value == OFFLINE_MODEL_SIZES[catalogue.DEFAULT_MODEL] == "L6-H384"
+    assert set(OFFLINE_MODEL_SIZES) == set(catalogue.OFFLINE_NAMES)
+    # The default previews without an edit: two new jobs on the fixture's nli_sim task.
+    next(b for b in at.button if b.label == "Preview").click()
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    assert list(preview_table(at)["model"]) == [catalogue.DEFAULT_MODEL] * 2
 
 
 def queue_table(at: AppTest) -> pd.DataFrame:

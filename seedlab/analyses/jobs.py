@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from seedlab.runs import queue, slurm
+from seedlab.runs import catalogue, queue, slurm
 from seedlab.runs.executor import default_executor
 from seedlab.runs.spec import JobSpec
 from seedlab.runs.worker import reap
@@ -24,7 +24,7 @@ QUEUE_COLUMNS = ["id", "state", "progress", "phase", "eta_s", "task", "size",
 
 # The size label a run of an offline catalogue model gets by default: the shipped study's
 # convention, L<layers>-H<hidden>, so it sorts and reads beside the miniatures there.
-OFFLINE_MODEL_SIZES = {"minilm-l6": "L6-H384", "tiny-bert": "L2-H032"}
+OFFLINE_MODEL_SIZES = {catalogue.MINILM: "L6-H384", catalogue.TINY_BERT: "L2-H032"}
 
 EXECUTOR_LABELS = {"local": "local workers (this machine)", "slurm": "Slurm (a job array)"}
 
