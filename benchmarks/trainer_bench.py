@@ -7,7 +7,9 @@ tokens, learning rate 5e-5 with 10% linear warm-up, weight decay 0.01, gradient 
 clipped at 1, then score the same eval snippets. The Trainer gets its usual setup: the
 snippets tokenized without padding and ``DataCollatorWithPadding`` (each batch padded to
 its own longest sequence), its default fused AdamW, no logging, saving or evaluation
-during training. seedlab runs ``seedlab.runs.finetune.finetune``, what a job runs.
+during training. seedlab runs ``seedlab.runs.finetune.finetune``, what a job runs. Both
+draw the same batches: the Trainer's sampler yields seedlab's data order for the seed, so
+that both pad the same tokens and the ratio compares the loops, not two random orders.
 
 Each round runs both, in one process, alternating which goes first (round 1: seedlab
 then Trainer, round 2: Trainer then seedlab, ...), so a load that drifts during the run
@@ -50,8 +52,8 @@ class Measurement:
     """One fine-tuning run: ``samples_per_s`` over steps 2..last, ``train_s`` their wall
     time, ``train_cpu_s`` the process CPU seconds over the same span, ``end_to_end_s``
     from loading the model to the eval predictions, ``accuracy`` on the eval snippets,
-    ``padded_tokens`` batch rows x padded width summed over steps 2..last (the paths draw
-    different random batches, so their padding differs a little)."""
+    ``padded_tokens`` batch rows x padded width summed over steps 2..last (the same for
+    both paths: they draw the same batches)."""
 
     path: str
     round: int
@@ -88,7 +90,17 @@ class StepClock:
                 self.cpu[-1] - self.cpu[0])
 
 
+def seedlab_order(n_train: int, seed: int) -> list[int]:
+    """The order a seedlab job with fine-tuning seed ``seed`` draws its first epoch's
+    ``n_train`` training rows in (``finetune``'s data-order generator, replayed)."""
+    import torch
+
+    return torch.randperm(n_train, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
 def run_seedlab(model: Path, task: TaskData, seed: int, device: str) -> Measurement:
+    import torch
+
     spec = JobSpec(task=task.name, model=str(model), size="minilm", pretrain_seed="0",
                    finetune_seed=seed, checkpoints=(SETTINGS["epochs"],), **SETTINGS)
     clock = StepClock()
@@ -106,9 +118,7 @@ def run_seedlab(model: Path, task: TaskData, seed: int, device: str) -> Measurem
     accuracy = float(np.mean(probs.argmax(1) == np.array(task.label_ids(task.eval))))
     rate, median, wall, cpu = clock.rate(SETTINGS["batch_size"], len(task.train))
     # The batches finetune drew in its one epoch: its data-order generator, replayed.
-    import torch
-
-    order = torch.randperm(len(task.train), generator=torch.Generator().manual_seed(seed))
+    order = torch.tensor(seedlab_order(len(task.train), seed))
     widths = [len(rows) * int(run_lengths[rows.numpy()].max())
               for rows in batches_of(order, SETTINGS["batch_size"])]
     return Measurement("seedlab", 0, rate, median, wall, cpu, end_to_end, accuracy,
@@ -162,6 +172,15 @@ def run_hf_trainer(model: Path, task: TaskData, seed: int, device: str) -> Measu
                 self.train_tokens.append(int(batch["input_ids"].numel()))
             return batch
 
+    class SameOrderTrainer(Trainer):
+        """The Trainer drawing its batches in seedlab's data order (``order``), so that
+        both paths pad the same batches and the ratio measures the loops alone."""
+
+        order: list[int]
+
+        def _get_train_sampler(self, train_dataset=None):
+            return self.order
+
     collator = CountingCollator(tokenizer)
     collator.train_tokens: list[int] = []
     with tempfile.TemporaryDirectory() as out:
@@ -174,9 +193,9 @@ def run_hf_trainer(model: Path, task: TaskData, seed: int, device: str) -> Measu
             report_to="none", disable_tqdm=True, use_cpu=device == "cpu",
             bf16=device.startswith("cuda") and torch.cuda.is_bf16_supported(),
             tf32=True if device.startswith("cuda") else None)
-        trainer = Trainer(model=classifier, args=args, train_dataset=train,
-                          data_collator=collator,
-                          callbacks=[Clock()])
+        trainer = SameOrderTrainer(model=classifier, args=args, train_dataset=train,
+                                   data_collator=collator, callbacks=[Clock()])
+        trainer.order = seedlab_order(len(train), seed)
         trainer.train()
         collator.training = False
         logits = trainer.predict(evaluation).predictions
