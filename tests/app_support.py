@@ -179,3 +179,18 @@ def app_test(home: str | Path, page: str | None = None,
         at.switch_page(page)
         at.run()
     return at
+
+
+def shown_texts(at) -> list[str]:
+    """Every text an AppTest run shows a reader: captions, markdown, plain text, and each
+    figure's title and subtitle (a figure's caption is its subtitle since captions stopped
+    repeating it under the chart; line breaks read as spaces)."""
+    import json
+
+    texts = [e.value for e in (*at.caption, *at.markdown, *at.get("text")) if e.value]
+    for chart in at.get("plotly_chart"):
+        title = json.loads(chart.proto.spec).get("layout", {}).get("title", {}) or {}
+        for part in (title.get("text"), (title.get("subtitle") or {}).get("text")):
+            if part:
+                texts.append(part.replace("<br>", " "))
+    return texts

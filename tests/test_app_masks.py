@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import plotly.io as pio
 import pytest
-from app_support import app_test, make_fixture_home
+from app_support import app_test, make_fixture_home, shown_texts
 from conftest import shared_path
 from streamlit.testing.v1 import AppTest
 
@@ -64,7 +64,7 @@ def test_survival_heatmap_shows_the_stored_masks(home):
     np.testing.assert_allclose(values(mlp_trace.z).ravel(),
                                stats.survival(mlps)[0])
     assert values(head_trace.z).shape == (12, 12)
-    assert any(f"share of {len(seeds)} seeds" in c.value for c in at.caption)
+    assert any(f"share of {len(seeds)} seeds" in t for t in shown_texts(at))
     # one task: no task x task overlap, said plainly; evaluations of the fixture are drawn
     assert any("overlap needs two" in i.value for i in at.info)
     evaluation = figures(at)["Masked BERT: score per task and experiment"]

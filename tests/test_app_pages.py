@@ -4,7 +4,7 @@ what it shows, its query parameters restore the view, and partial data gives a m
 from __future__ import annotations
 
 import pytest
-from app_support import DECAYING, app_test, make_fixture_home
+from app_support import DECAYING, app_test, make_fixture_home, shown_texts
 
 PAGES = ["overview", "bias_variance", "agreement", "decaying", "significance", "datamap",
          "report"]
@@ -133,7 +133,7 @@ def test_decaying_sizes_and_filters(home):
     widget(at, "decaying.small").set_value("mini").run()
     assert not at.exception
     assert widget(at, "decaying.large").options == ["base"]
-    assert any("sizes mini vs base" in c.value for c in at.caption)
+    assert any("sizes mini vs base" in t for t in shown_texts(at))
     decay = frame_by_key(at, "decaying.browser").set_index("instance_id")["decay"]
     # decay is now accuracy(base) - accuracy(mini): built as 0.15 vs 0.6 on these instances
     assert decay.loc[DECAYING].max() < 0

@@ -856,9 +856,6 @@ def test_the_same_masks_again_are_not_a_change(bases, tmp_path):
     assert len(masks) == 4 + 2 and sorted(masks["task"].unique()) == ["MNLI"]
 
 
-@pytest.mark.xfail(strict=True, reason="store.py (not the importers) appends a row to the"
-                   " import log on every commit, even one that adds nothing: the store owner"
-                   " is asked to skip the log when a commit changes nothing")
 def test_a_repeated_import_leaves_the_catalogue_byte_identical(bases, tmp_path):
     releases, base_home = bases
     home = tmp_path / "home"

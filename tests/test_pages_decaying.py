@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from app_support import FINETUNE_SEEDS, PRETRAIN_SEEDS, app_test, make_fixture_home
+from app_support import FINETUNE_SEEDS, PRETRAIN_SEEDS, app_test, make_fixture_home, shown_texts
 from scipy.stats import false_discovery_control
 
 from seedlab import stats
@@ -60,7 +60,7 @@ def test_the_browser_shows_bh_adjusted_and_raw_p_values(home):
     assert columns.index("label-issue score") < columns.index("text_a")
     assert columns.index("verdict") < columns.index("text_a")
     assert columns[:4] == ["instance_id", "decay", ADJUSTED, RAW]
-    assert any("raw value is before the adjustment" in c.value for c in at.caption)
+    assert any("raw value is before the adjustment" in t for t in shown_texts(at))
 
 
 def test_the_page_follows_the_sidebar_checkpoint(home):
@@ -80,8 +80,8 @@ def test_the_page_follows_the_sidebar_checkpoint(home):
     np.testing.assert_allclose(rows["decay"],
                                pd.Series(expected.diff, index=tiny.instance_ids)
                                .reindex(rows.index))
-    assert any("checkpoint 1 ·" in c.value for c in first.caption)
-    assert any("each run's last checkpoint" in c.value for c in last.caption)
+    assert any("checkpoint 1 ·" in t for t in shown_texts(first))
+    assert any("each run's last checkpoint" in t for t in shown_texts(last))
     # the two checkpoints give different numbers, so the page did not read the last one
     at_last = stats.decay_bounds(
         store.arrays("nli_sim", "tiny", PRETRAIN_SEEDS, FINETUNE_SEEDS, "last").correct,
@@ -254,7 +254,7 @@ def test_three_class_bh_is_the_argmax_of_mean_class_probabilities(three_class):
     b = (large.p_correct.mean(axis=2) > 0.5).sum(axis=1)
     gold_only = pd.Series(stats.fisher_pvalues(a, b, 3), index=small.instance_ids)
     assert not np.allclose(gold_only.reindex(ids), raw.reindex(ids))
-    assert any("mean class probabilities" in c.value for c in at.caption)
+    assert any("mean class probabilities" in t for t in shown_texts(at))
 
 
 def test_odd_pretraining_seeds_name_the_baseline_and_the_seed_left_out(three_class):
@@ -266,7 +266,7 @@ def test_odd_pretraining_seeds_name_the_baseline_and_the_seed_left_out(three_cla
     half_b = ", ".join(seeds[i] for i in expected.baseline_seeds_b)
     left = seeds[expected.baseline_left_out]
     assert expected.baseline_left_out is not None
-    caption = next(c.value for c in at.caption if "random baseline" in c.value)
+    caption = next(t for t in shown_texts(at) if "random baseline" in t)
     assert caption.endswith(f" · random baseline: pretraining seeds {half_a} against {half_b};"
                             f" seed {left} is left out of the comparison (observed and"
                             " baseline), so that the two halves are of equal size.")
@@ -274,7 +274,7 @@ def test_odd_pretraining_seeds_name_the_baseline_and_the_seed_left_out(three_cla
     # two seeds selected: an even split, nothing left out
     even = open_page(three_class.home, "pages/decaying.py",
                      {"task": "mnli3", "pretrain_seeds": ["0", "2"]})
-    caption = next(c.value for c in even.caption if "random baseline" in c.value)
+    caption = next(t for t in shown_texts(even) if "random baseline" in t)
     assert caption.endswith(" · random baseline: pretraining seeds 0 against 2.")
 
 
