@@ -21,8 +21,11 @@ def bootstrap_figure(delta: np.ndarray, low: float, high: float, title: str,
     return styled(fig, title, x=x_label, y="replicates", height=380)
 
 
-def reading(result: dict, baseline: str, treatment: str, metric: str) -> str:
-    """A one-sentence plain-language reading of a ``multibootstrap`` result."""
+def reading(result: dict, baseline: str, treatment: str, metric: str,
+            p_text: str | None = None) -> str:
+    """A one-sentence plain-language reading of a ``multibootstrap`` result. ``p_text``:
+    the p-value as the page writes it (e.g. ``< 0.001`` at the 1/nboot floor); default
+    three significant digits."""
     delta = result["delta"]
     level = round(100 * result.get("confidence", 0.95))
     design = "paired" if result.get("paired", True) else "unpaired"
@@ -32,10 +35,12 @@ def reading(result: dict, baseline: str, treatment: str, metric: str) -> str:
                            f" {names.get(k, k)}" for k, v in seeds.items()) \
         if isinstance(seeds, dict) else ""
     direction = "higher" if delta["mean"] > 0 else "lower"
+    p = p_text or f"{delta['p']:.3g}"
+    p = p if p.startswith("<") else f"= {p}"
     sure = "" if delta["low"] > 0 or delta["high"] < 0 else " but the interval includes zero, so"\
         " the seeds do not settle the direction"
     return (f"With a {design} Multi-Bootstrap over {n_seeds or 'the selected seeds'} and"
             f" {result.get('n_examples', '?')} examples ({result.get('nboot')} replicates,"
             f" seed {result.get('seed')}), {treatment} scores {abs(delta['mean']):.4f} {direction}"
             f" {metric} than {baseline} ({level}% interval {delta['low']:+.4f} to"
-            f" {delta['high']:+.4f}, p = {delta['p']:.3g}){sure}.")
+            f" {delta['high']:+.4f}, one-sided p {p}){sure}.")

@@ -1,0 +1,89 @@
+"""The Significance page and its analysis on a small study built by hand
+(tests/small_study.py): the seeds the bootstrap used, the p-value at its floor, one-sided
+p beside a two-sided interval, and checkpoints written as 3.33."""
+
+from __future__ import annotations
+
+import pytest
+from app_support import app_test
+from small_study import make_small_study
+
+from seedlab import analyses as an
+from seedlab.analyses.significance import arm_name, checkpoint_name
+
+PAGE = "pages/significance.py"
+SEEDS = {"task": "t", "pretrain_seeds": ["0", "1", "2"], "finetune_seeds": [1, 2]}
+# large has no runs of pretraining seed 2: the paired design drops it
+RUNS = {"small": [(p, f) for p in ("0", "1", "2") for f in (1, 2)],
+        "large": [(p, f) for p in ("0", "1") for f in (1, 2)]}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_small_study(tmp_path_factory.mktemp("significance") / "home", RUNS)
+
+
+def test_the_result_names_the_seeds_it_used_not_the_query(study):
+    query = an.SignificanceQuery(**SEEDS, baseline=("small", "last"),
+                                 treatment=("large", "last"), nboot=400)
+    with pytest.warns(UserWarning, match="dropped pretraining seeds"):
+        result = an.significance(study, query)
+    assert result.pretrain_seeds("base") == ["0", "1"]
+    assert result.pretrain_seeds("expt") == ["0", "1"]
+    assert result.finetune_seeds("base") == [1, 2]
+    assert result.runs["base"] == (("0", 1), ("0", 2), ("1", 1), ("1", 2))
+    assert result.seeds_text() == "pretraining seeds 0, 1 · fine-tuning seeds 1, 2"
+    # small is right on 24 of 40 on every run, large on all: the difference is 0.4 in
+    # every replicate that resamples seeds only
+    assert result.bootstrap["estimate"]["delta"] == pytest.approx(0.4)
+    assert result.p_floor == pytest.approx(1 / 400)
+    assert result.bootstrap["delta"]["p"] == pytest.approx(1 / 400)  # at the floor
+
+    unpaired = an.significance(study, an.SignificanceQuery(
+        **SEEDS, baseline=("small", "last"), treatment=("large", "last"), nboot=100,
+        paired=False))
+    assert unpaired.pretrain_seeds("base") == ["0", "1", "2"]
+    assert unpaired.seeds_text() == (
+        "small (last): pretraining seeds 0, 1, 2 · fine-tuning seeds 1, 2 · large (last):"
+        " pretraining seeds 0, 1 · fine-tuning seeds 1, 2")
+
+
+def test_checkpoints_are_named_with_two_decimals_at_most():
+    assert [checkpoint_name(c) for c in ("last", 1.0, 10 / 3, 0.5, 2 / 3)] == [
+        "last", "1", "3.33", "0.5", "0.67"]
+    assert arm_name("small", 10 / 3) == "small (3.33)"
+
+
+def test_the_page_lists_the_used_seeds_and_the_p_value_floor(study):
+    at = app_test(study.home, PAGE, {**{k: v for k, v in SEEDS.items() if k != "task"},
+                                     "task": "t", "sizes": ["small", "large"],
+                                     "significance.nboot": "1000"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("dropped pretraining seeds" in w.value and "'2'" in w.value
+               for w in at.warning)
+    caption = next(c.value for c in at.caption if "replicates, seed" in c.value)
+    assert "pretraining seeds 0, 1 · fine-tuning seeds 1, 2" in caption
+    assert "0, 1, 2" not in caption
+    p_metric = next(m for m in at.metric if m.label == "p-value (one-sided)")
+    assert p_metric.value == "< 0.001"
+    reading = next(i.value for i in at.info if "Multi-Bootstrap" in i.value)
+    assert "one-sided p < 0.001" in reading and "2 pretraining seeds (0, 1)" in reading
+    sided = next(c.value for c in at.caption if "one-sided" in c.value)
+    assert "**two-sided**" in sided and "0.025" in sided
+    table = at.dataframe[0].value.set_index("")
+    assert table.index.tolist() == ["small (last)", "large (last)", "difference"]
+    assert table.loc["difference", "mean"] == pytest.approx(0.4, abs=0.1)
+
+
+def test_checkpoint_choices_read_3_33(study):
+    at = app_test(study.home, PAGE, {"task": "t", "sizes": ["small", "large"],
+                                     "pretrain_seeds": ["0", "1"], "finetune_seeds": ["1", "2"],
+                                     "significance.nboot": "200",
+                                     "significance.base_size": "small",
+                                     "significance.expt_size": "small",
+                                     "significance.expt_ckpt": "3.33333"})
+    assert not at.exception, [e.value for e in at.exception]
+    box = next(s for s in at.selectbox if s.key == "significance.base_ckpt")
+    assert box.options == ["last", "1", "3.33"]
+    table = at.dataframe[0].value
+    assert table[""].tolist() == ["small (last)", "small (3.33)", "difference"]
