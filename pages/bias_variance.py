@@ -8,6 +8,7 @@ from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import url_number, url_radio, url_toggle
+from seedlab.ui.tables import show_table
 
 ensure_frame()  # a fresh server's first run may bypass app.py
 
@@ -57,9 +58,9 @@ show_figure(
     caption=f"{desc} · {n_text} · error bars: {nboot}-replicate bootstrap"
             " 95% CIs over instances (seed 0).")
 
-st.dataframe(result.means.reset_index(), hide_index=True, key="bias_variance.summary",
-             column_config={c: st.column_config.NumberColumn(format="%.4f")
-                            for c in result.means.columns})
+st.caption("Mean of each term over instances with its 95% bootstrap interval over instances"
+           f" ({nboot} replicates, seed 0); expected loss = bias² + the variances.")
+show_table(result.table, key="bias_variance.summary")
 
 st.subheader("Variance conditioned on bias")
 show_figure(variance_by_bias_figure(result.by_bias, f"{sel.task}: variance by bias²"),
@@ -68,9 +69,6 @@ show_figure(variance_by_bias_figure(result.by_bias, f"{sel.task}: variance by bi
                     " per size.")
 
 st.subheader("Per-instance terms")
-instances = result.per_instance
 st.caption("Click a column header to sort by that term. Unbiased variance terms can be"
            " negative for a single instance.")
-st.dataframe(instances, hide_index=True, key="bias_variance.instances",
-             column_config={c: st.column_config.NumberColumn(format="%.4f")
-                            for c in instances.columns if c not in ("size", "instance_id")})
+show_table(result.instance_table, key="bias_variance.instances")
