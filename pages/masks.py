@@ -16,6 +16,7 @@ from seedlab.ui.data import current_data, mask_choices, mask_evaluations, masks
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import current, url_multiselect, url_radio, url_selectbox
+from seedlab.ui.tables import show_table
 
 ensure_frame()  # a fresh server's first run may bypass app.py
 
@@ -39,9 +40,12 @@ if choices is not None:
     top = st.columns([2, 2, 2, 1])
     with top[0]:
         setting = url_selectbox("Setting", settings, "masks.setting",
-                                "heads_mlps" if "heads_mlps" in settings else settings[0],
+                                choices.default_setting or settings[0],
                                 help="The folder under masks/: heads_mlps are the 'good'"
-                                     " subnetworks, *_random and *_bad the controls.")
+                                     " subnetworks, *_random and *_bad the controls. The"
+                                     " page opens on heads_mlps, else on the setting with"
+                                     " the most components (then the least overlap"
+                                     " across seeds).")
     tasks = choices.tasks[setting]
     component_options = choices.components[setting]
     with top[1]:
@@ -117,11 +121,12 @@ if choices is not None:
                     key="masks.pairwise", page="masks",
                     caption=f"Lottery masks · setting {setting} · task {task} ·"
                             f" {COMPONENTS[component]} · {len(seeds)} seeds")
-        st.dataframe(overlap.rename(columns={"observed": "Jaccard (all seeds)",
-                                             "baseline": "random baseline",
-                                             "baseline_std": "baseline std",
-                                             "fleiss_kappa": "Fleiss' kappa (seeds)"}),
-                     hide_index=True)
+        show_table(overlap.rename(columns={"n_seeds": "seeds",
+                                           "observed": "Jaccard (all seeds)",
+                                           "baseline": "random baseline",
+                                           "baseline_std": "baseline std",
+                                           "fleiss_kappa": "Fleiss' kappa (seeds)"}),
+                   key="masks.overlap")
         st.caption("Fleiss' kappa treats the seeds as raters of each component (kept or"
                    " pruned); it is undefined (empty) when every seed keeps or prunes"
                    " everything.")
@@ -159,4 +164,4 @@ show_figure(fig_masks.evaluation_bars(shown, title="Masked BERT: score per task 
                     " metric per task: " + ", ".join(
                         f"{t} {m}" for t, m in shown.groupby("task")["metric"].first().items()))
 with st.expander("All evaluation results"):
-    st.dataframe(evaluations.picked(chosen), hide_index=True)
+    show_table(evaluations.picked(chosen), key="masks.evaluation_table")

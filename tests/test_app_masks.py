@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import plotly.io as pio
 import pytest
 from app_support import app_test, make_fixture_home
@@ -136,3 +137,71 @@ def test_real_lottery_masks_with_degenerate_wnli(tmp_path):
     assert values(overlap.data[0].z).shape == (2, 2)
     evaluation = figures(at)["Masked BERT: score per task and experiment"]
     assert [t.name for t in evaluation.data] == ["head_mlp", "head_mlp_random", "head_mlp_bad"]
+
+
+# -- the setting the page opens on -------------------------------------------------------
+
+
+def _setting_masks(layers: int, heads: int, kept: dict[int, np.ndarray]) -> pd.DataFrame:
+    """Long-format masks of one task: per seed, ``kept`` as (layers * heads + layers,)
+    0/1 (heads row-major, then one MLP per layer)."""
+    rows = []
+    for seed, values in kept.items():
+        for layer in range(layers):
+            for head in range(heads):
+                rows.append((seed, "head", layer, head, bool(values[layer * heads + head]), 0.0))
+            rows.append((seed, "mlp", layer, -1, bool(values[layers * heads + layer]), 0.0))
+    return pd.DataFrame(rows, columns=["seed", "component", "layer", "head", "kept",
+                                       "importance"])
+
+
+def _mask_store(path: Path, settings: dict[str, pd.DataFrame]) -> Store:
+    store = Store(path)
+    with store.transaction("test", "tests/test_app_masks.py") as tx:
+        for setting, frame in settings.items():
+            tx.add_masks(setting, "nli_sim", frame)
+    return store
+
+
+def _long(settings: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat([f.assign(setting=s, task="nli_sim") for s, f in settings.items()])
+
+
+# L1-H002: the smallest model's 2 heads and 1 MLP, every seed keeps the same two (Jaccard 1)
+SMALLEST = _setting_masks(1, 2, {s: np.array([1, 1, 0]) for s in (1, 2, 3)})
+# two settings of 4 x 4 heads + 4 MLPs: one where seeds agree more than the other
+AGREEING = _setting_masks(4, 4, {s: np.r_[np.ones(10), np.zeros(10)] for s in (1, 2)}
+                          | {3: np.r_[np.ones(9), np.zeros(11)]})
+DIFFERING = _setting_masks(4, 4, {1: np.r_[np.ones(10), np.zeros(10)],
+                                  2: np.r_[np.zeros(10), np.ones(10)],
+                                  3: np.r_[np.ones(5), np.zeros(15)]})
+
+
+def test_the_informative_setting_rule():
+    from seedlab.analyses.masks import informative_setting, seed_jaccard
+
+    assert seed_jaccard(_long({"a": SMALLEST})) == 1.0
+    assert seed_jaccard(_long({"a": AGREEING})) == pytest.approx(9 / 10)
+    assert seed_jaccard(_long({"a": DIFFERING})) == 0.0
+    # the most components wins over a sorted-first smaller setting
+    assert informative_setting(_long({"L1-H002": SMALLEST, "L4-H128": AGREEING})) == "L4-H128"
+    # among equal sizes, the least overlap across seeds
+    assert informative_setting(_long({"L1-H002": SMALLEST, "L4-a": AGREEING,
+                                      "L4-b": DIFFERING})) == "L4-b"
+    # the lottery release's main setting, whatever its controls look like
+    assert informative_setting(_long({"heads_mlps": AGREEING,
+                                      "heads_mlps_random": DIFFERING})) == "heads_mlps"
+    assert informative_setting(_long({"only": SMALLEST})) == "only"
+
+
+def test_the_page_opens_on_the_most_informative_setting(tmp_path):
+    store = _mask_store(tmp_path / "home", {"L1-H002": SMALLEST, "L4-a": AGREEING,
+                                            "L4-b": DIFFERING})
+    at = open_page(store.home)
+    assert at.selectbox(key="masks.setting").value == "L4-b"
+    assert "Survival across seeds: nli_sim (L4-b)" in figures(at)
+    table = at.dataframe[0].value.set_index("task")
+    assert table.loc["nli_sim", "Jaccard (all seeds)"] == 0.0
+    # a link naming a setting still opens it
+    at = open_page(store.home, {"masks.setting": "L1-H002"})
+    assert at.selectbox(key="masks.setting").value == "L1-H002"
