@@ -1,5 +1,7 @@
 """Bias and variance: Zhong et al.'s decomposition of each instance's loss across seeds."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from seedlab.analyses import DecompositionQuery
@@ -8,7 +10,7 @@ from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import url_number, url_radio, url_toggle
-from seedlab.ui.tables import show_table
+from seedlab.ui.tables import checkpoint_text, show_table
 
 ensure_frame()  # a fresh server's first run may bypass app.py
 
@@ -46,7 +48,8 @@ if not result.sizes:
     st.stop()
 
 summary = result.summary
-desc = sel.describe(list(result.sizes))
+shown = replace(sel, checkpoint=checkpoint_text(sel.checkpoint))  # 3.33, not 3.33333
+desc = shown.describe(list(result.sizes))
 n_text = (f"N = {result.n_instances} instances, {len(sel.pretrain_seeds)} x"
           f" {len(sel.finetune_seeds)} seeds" + (f" x {len(sel.checkpoints)} checkpoints"
                                                  if with_ckpt else ""))

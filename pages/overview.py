@@ -1,5 +1,7 @@
 """Overview: what is loaded, run coverage, accuracy per size with its spread across seeds."""
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
@@ -11,7 +13,7 @@ from seedlab.runs.spec import relaunch_jobs
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
-from seedlab.ui.tables import show_table
+from seedlab.ui.tables import checkpoint_text, show_table
 
 ensure_frame()  # a fresh server's first run may bypass app.py
 
@@ -65,6 +67,7 @@ if not sel.sizes or not sel.pretrain_seeds or not sel.finetune_seeds:
     st.info("Select at least one size, pretraining seed and fine-tuning seed in the sidebar.")
     st.stop()
 accuracy = data.run_accuracy(ds, data.query(sel))
+shown = replace(sel, checkpoint=checkpoint_text(sel.checkpoint))  # 3.33, not 3.33333
 if accuracy is None:
     st.info("No runs match the selected sizes, seeds and checkpoint.")
     st.stop()
@@ -75,7 +78,7 @@ if (table["N runs"] < 2).any():
 show_figure(
     accuracy_strip_figure(accuracy.runs, accuracy.sizes, f"{sel.task}: accuracy of each run"),
     key="overview.strip",
-    caption=f"{sel.describe()} · one point per run ({len(accuracy.runs)} runs),"
+    caption=f"{shown.describe()} · one point per run ({len(accuracy.runs)} runs),"
             f" {accuracy.n_text(info['tasks'][sel.task]['instances'])};"
             " the bar is the mean.",
     page="Overview",

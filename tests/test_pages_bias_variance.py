@@ -62,3 +62,13 @@ def test_the_page_shows_the_intervals_under_plain_headers(study):
     assert not any(raw in summary["term"].tolist() for raw in ("bias2", "var_finetune"))
     instances = next(d.value for d in at.dataframe if "instance_id" in d.value.columns)
     assert "bias2" not in instances.columns and "fine-tuning variance" in instances.columns
+
+
+def test_the_sidebar_checkpoint_reads_3_33(study):
+    at = app_test(study.home, PAGE, {"task": "t", "sizes": ["small"], "checkpoint": "3.33333",
+                                     "pretrain_seeds": ["0", "1"],
+                                     "finetune_seeds": ["1", "2"],
+                                     "bias_variance.nboot": "100"})
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [c.value for c in at.caption if "instances binned" in c.value]
+    assert captions and "checkpoint 3.33 ·" in captions[0] and "3.333" not in captions[0]

@@ -51,3 +51,12 @@ def test_the_page_says_a_run_was_scored_on_20_of_40(study):
     assert table.to_dict("records") == [
         {"size": "large", "mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0, "N runs": 4,
          "instances per run": "20"}]
+
+
+def test_the_sidebar_checkpoint_reads_3_33(study):
+    at = app_test(study.home, PAGE, {"task": "t", "sizes": ["small"], "checkpoint": "3.33333",
+                                     "pretrain_seeds": ["0", "1"],
+                                     "finetune_seeds": ["1", "2"]})
+    assert not at.exception, [e.value for e in at.exception]
+    caption = next(c.value for c in at.caption if "one point per run" in c.value)
+    assert "checkpoint 3.33 ·" in caption and "3.333" not in caption
