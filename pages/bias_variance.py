@@ -30,9 +30,10 @@ with c1:
                       horizontal=True,
                       help="0/1 loss uses correctness; squared loss the gold-label probability.")
 with c2:
-    with_ckpt = url_toggle("Checkpoint variance (all checkpoints)", "bias_variance.checkpoints",
+    with_ckpt = url_toggle("Checkpoint variance", "bias_variance.checkpoints",
                            False, disabled=len(sel.checkpoints) < 2,
-                           help="Treat the checkpoints as a third source of variance (4-D).")
+                           help="Treat all the checkpoints as a third source of variance"
+                                " (4-D), instead of the sidebar's one checkpoint.")
 with c3:
     nboot = url_number("Bootstrap replicates (CIs over instances)", "bias_variance.nboot",
                        500, int, 100, 5000, step=100)
@@ -63,7 +64,7 @@ show_figure(
 
 st.caption("Mean of each term over instances with its 95% bootstrap interval over instances"
            f" ({nboot} replicates, seed 0); expected loss = bias² + the variances.")
-show_table(result.table, key="bias_variance.summary")
+show_table(result.table, key="bias_variance.summary", height="content")
 
 st.subheader("Variance conditioned on bias")
 show_figure(variance_by_bias_figure(result.by_bias, f"{sel.task}: variance by bias²"),

@@ -37,7 +37,9 @@ if choices is None:
 
 if choices is not None:
     settings = choices.settings
-    top = st.columns([2, 2, 2, 1])
+    # The setting names of a real release are long (seedlab-heads_mlps-L4-H128): give the
+    # setting the widest column so that a 1280 px window shows it whole.
+    top = st.columns([3, 2, 2, 2])
     with top[0]:
         setting = url_selectbox("Setting", settings, "masks.setting",
                                 choices.default_setting or settings[0],
@@ -107,20 +109,19 @@ if choices is not None:
                    " components kept by every seed / kept by any; baseline = the same for"
                    f" random masks with each seed's kept count ({RANDOM_DRAWS} draws, seed"
                    f" {RANDOM_SEED}, exact for 2 seeds); N = seeds per task as listed")
-        cols = st.columns([3, 2])
-        with cols[0]:
-            show_figure(fig_masks.jaccard_vs_baseline(
-                overlap, title=f"Jaccard across seeds vs random masks: {setting}"),
-                key="masks.jaccard", caption=caption, page="masks")
-        with cols[1]:
-            seeds = result.tasks[task].seeds
-            if len(seeds) >= 2:
-                show_figure(fig_masks.pairwise_jaccard_heatmap(
-                    result.tasks[task].pairwise(), seeds,
-                    title=f"Pairwise Jaccard: {task} ({setting})"),
-                    key="masks.pairwise", page="masks",
-                    caption=f"Lottery masks · setting {setting} · task {task} ·"
-                            f" {COMPONENTS[component]} · {len(seeds)} seeds")
+        # One below the other, at the page's width: side by side, the columns were too
+        # narrow for the titles and subtitles at 1280 px.
+        show_figure(fig_masks.jaccard_vs_baseline(
+            overlap, title=f"Jaccard across seeds vs random masks: {setting}"),
+            key="masks.jaccard", caption=caption, page="masks")
+        seeds = result.tasks[task].seeds
+        if len(seeds) >= 2:
+            show_figure(fig_masks.pairwise_jaccard_heatmap(
+                result.tasks[task].pairwise(), seeds,
+                title=f"Pairwise Jaccard: {task} ({setting})"),
+                key="masks.pairwise", page="masks",
+                caption=f"Lottery masks · setting {setting} · task {task} ·"
+                        f" {COMPONENTS[component]} · {len(seeds)} seeds")
         show_table(overlap.rename(columns={"n_seeds": "seeds",
                                            "observed": "Jaccard (all seeds)",
                                            "baseline": "random baseline",
