@@ -225,7 +225,7 @@ def stats_section(data: dict[str, Any], labels: np.ndarray, sizes: list[str], nb
         lambda: (preds == labels).mean(axis=1), preds.shape)
     few = 5 if quick else 10
     check = stats.multibootstrap(preds, labels, seeds, treatment, nboot=few, rng=1)
-    ref, loop_wall, _ = timed(lambda: stats.multibootstrap_loop(preds, labels, seeds,
+    ref, loop_wall, _ = timed(lambda: stats_bench.multibootstrap_loop(preds, labels, seeds,
                                                                 treatment, nboot=few, rng=1))
     rows[-1]["loop"] = {"wall_s": loop_wall * nboot / few,
                         "note": f"timed on {few} replicates, extrapolated",

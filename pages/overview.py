@@ -9,7 +9,7 @@ from seedlab.analyses import run_coverage, task_table
 from seedlab.figures.overview import accuracy_strip_figure, coverage_figure
 from seedlab.runs import queue
 from seedlab.runs.executor import default_executor
-from seedlab.runs.spec import relaunch_jobs
+from seedlab.runs.plan import relaunch_jobs
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame

@@ -46,21 +46,43 @@ import json
 import os
 import shutil
 import threading
-import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-if TYPE_CHECKING:
-    from seedlab.store import Store
+from seedlab import atomic
+from seedlab.keys import digest, seed_sort_key
+from seedlab.keys import positions as key_positions
 
 CUBE_FORMAT = 1
 ARRAYS = ("correct", "p_correct", "pred", "last", "labels")
+
+
+@dataclass(frozen=True)
+class CubeSource:
+    """What the cubes of one task are built from, handed over by the store
+    (``Store.cube_source``) so that this module never reaches into it.
+
+    ``home``: the seedlab home (run files are relative to it; cubes live under its
+    ``cache/``); ``instance_file``: the task's registered instance file (part of the key);
+    ``cursor()``: a DuckDB cursor (the caller closes it); ``instance_keys()``: instance_id,
+    split and label of the task's instances in table order; ``label_list()``: the task's
+    class names (index = pred).
+    """
+
+    home: Path
+    task: str
+    instance_file: str | None
+    cursor: Callable[[], duckdb.DuckDBPyConnection]
+    instance_keys: Callable[[], pd.DataFrame]
+    label_list: Callable[[], list[str]]
 
 
 @dataclass
@@ -92,34 +114,29 @@ _MEMORY_SLOTS = 16
 
 def cube_key(runs: pd.DataFrame, instance_file: str | None) -> str:
     """Digest of what a cube is built from: the runs (ids and content) and the instances."""
-    from seedlab.store import _digest
-
     parts = [f"format={CUBE_FORMAT}", f"instances={instance_file}"]
     parts += sorted(f"{r}:{h}" for r, h in zip(runs["run_id"].tolist(),
                                                   runs["content_hash"].tolist()))
-    return _digest(*parts)[:20]
+    return digest(*parts)[:20]
 
 
-def load_cube(store: Store, task: str, size: str, runs: pd.DataFrame,
-              instance_file: str | None = None) -> Cube:
-    """The cube of ``task`` and ``size`` over ``runs`` (every run of that task and size, as
-    ``Store.runs`` returns them): from memory, from disk, or built and saved.
-    ``instance_file``: the task's registered instance file, when the caller has it."""
-    cube = cached_cube(store, task, size, runs, instance_file)
+def load_cube(source: CubeSource, size: str, runs: pd.DataFrame) -> Cube:
+    """The cube of ``source.task`` and ``size`` over ``runs`` (every run of that task and
+    size, as ``Store.runs`` returns them): from memory, from disk, or built and saved."""
+    cube = cached_cube(source, size, runs)
     if cube is None:
-        folder = _folder(store, task, size, runs, instance_file)
-        cube = _build(store, task, runs)
+        folder = _folder(source, size, runs)
+        cube = _build(source, runs)
         _save(cube, folder)
         cube.folder = folder
         _remember(cube)
     return cube
 
 
-def cached_cube(store: Store, task: str, size: str, runs: pd.DataFrame,
-                instance_file: str | None = None) -> Cube | None:
-    """The cube of ``task`` and ``size`` over ``runs`` if it is in memory or on disk, else
-    ``None`` (nothing is built)."""
-    folder = _folder(store, task, size, runs, instance_file)
+def cached_cube(source: CubeSource, size: str, runs: pd.DataFrame) -> Cube | None:
+    """The cube of ``source.task`` and ``size`` over ``runs`` if it is in memory or on
+    disk, else ``None`` (nothing is built)."""
+    folder = _folder(source, size, runs)
     with _memory_lock:
         if str(folder) in _memory:
             _memory.move_to_end(str(folder))
@@ -131,13 +148,9 @@ def cached_cube(store: Store, task: str, size: str, runs: pd.DataFrame,
     return cube
 
 
-def _folder(store: Store, task: str, size: str, runs: pd.DataFrame,
-            instance_file: str | None) -> Path:
-    if instance_file is None:
-        with store._read() as con:
-            instance_file = store._instance_file(task, con)
-    key = cube_key(runs, instance_file)
-    return store.home / "cache" / "cubes" / f"task={task}" / f"size={size}" / key
+def _folder(source: CubeSource, size: str, runs: pd.DataFrame) -> Path:
+    key = cube_key(runs, source.instance_file)
+    return source.home / "cache" / "cubes" / f"task={source.task}" / f"size={size}" / key
 
 
 def _remember(cube: Cube) -> None:
@@ -168,34 +181,29 @@ def _read(folder: Path) -> Cube | None:
 
 
 def _save(cube: Cube, folder: Path) -> None:
-    """Write ``cube`` to ``folder`` atomically; skip quietly where the home is read-only."""
-    tmp = folder.parent / f".tmp-{uuid.uuid4().hex}"
+    """Write ``cube`` to ``folder`` atomically; skip quietly where the home is read-only
+    or another process saved the same cube first."""
     try:
-        tmp.mkdir(parents=True)
-        for name in ARRAYS + ("counts", "layout"):
-            if getattr(cube, name) is not None:
-                np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(cube, name)))
-        meta = {"instance_ids": cube.instance_ids.tolist(), "splits": cube.splits.tolist(),
-                "pretrain_seeds": cube.pretrain_seeds, "finetune_seeds": cube.finetune_seeds,
-                "checkpoints": cube.checkpoints}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process saved the same cube first
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        for old in folder.parent.iterdir():  # cubes of earlier data of this task and size
-            if old != folder and not old.name.startswith(".tmp-"):
-                shutil.rmtree(old, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.replacing(folder) as tmp:
+            tmp.mkdir()
+            for name in ARRAYS + ("counts", "layout"):
+                if getattr(cube, name) is not None:
+                    np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(cube, name)))
+            meta = {"instance_ids": cube.instance_ids.tolist(), "splits": cube.splits.tolist(),
+                    "pretrain_seeds": cube.pretrain_seeds,
+                    "finetune_seeds": cube.finetune_seeds, "checkpoints": cube.checkpoints}
+            (tmp / "meta.json").write_text(json.dumps(meta))
     except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    for old in folder.parent.iterdir():  # cubes of earlier data of this task and size
+        if old != folder and not old.name.startswith(atomic.TEMPORARY_PREFIX):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _grid(runs: pd.DataFrame) -> tuple[list[str], list[int], list[float], list[float]]:
     """(pretrain seeds, fine-tuning seeds, rounded checkpoints, checkpoints as stored) of a
     cube over ``runs``, in cube order."""
-    from seedlab.store import seed_sort_key
-
     p_list = sorted(runs["pretrain_seed"].astype(str).unique(), key=seed_sort_key)
     f_list = sorted(int(s) for s in runs["finetune_seed"].unique())
     # Checkpoints as stored (e.g. 10/3), matched on 4 decimals.
@@ -207,11 +215,11 @@ def _grid(runs: pd.DataFrame) -> tuple[list[str], list[int], list[float], list[f
     return p_list, f_list, rounded, [by_rounded[c] for c in rounded]
 
 
-def _scan(store: Store, runs: pd.DataFrame, columns: str) -> pa.Table:
+def _scan(source: CubeSource, runs: pd.DataFrame, columns: str) -> pa.Table:
     """``pretrain_seed, finetune_seed, e`` (checkpoint on 4 decimals), ``instance_id``,
     ``row`` (the row's position in its file) and ``columns`` of every file of ``runs``."""
-    files = [str(store.home / f) for f in runs["file"]]
-    cur = store._cursor()
+    files = [str(source.home / f) for f in runs["file"]]
+    cur = source.cursor()
     try:
         return cur.sql(
             "SELECT pretrain_seed, finetune_seed, round(checkpoint, 4) AS e, instance_id,"
@@ -229,12 +237,10 @@ def _cells(table: pa.Table, ids: np.ndarray, p_list: list[str], f_list: list[int
     index arrays are those rows' cube positions, ``run`` (rows,) is each row's run as
     ``p * F + f`` (-1 unknown) and ``i_all`` / ``e_all`` (rows,) every row's instance and
     checkpoint position (-1 unknown)."""
-    from seedlab.store import _positions
-
-    i_idx = _positions(table["instance_id"], pa.array(ids.tolist(), pa.string()))
-    p_idx = _positions(table["pretrain_seed"], pa.array(p_list, pa.string()))
-    f_idx = _positions(table["finetune_seed"], pa.array(f_list, pa.int64()))
-    e_idx = _positions(table["e"], pa.array(rounded, pa.float64()))
+    i_idx = key_positions(table["instance_id"], pa.array(ids.tolist(), pa.string()))
+    p_idx = key_positions(table["pretrain_seed"], pa.array(p_list, pa.string()))
+    f_idx = key_positions(table["finetune_seed"], pa.array(f_list, pa.int64()))
+    e_idx = key_positions(table["e"], pa.array(rounded, pa.float64()))
     run = np.where((p_idx >= 0) & (f_idx >= 0), p_idx * len(f_list) + f_idx, -1)
     keep = (i_idx >= 0) & (run >= 0) & (e_idx >= 0)
     return keep, (i_idx[keep], p_idx[keep], f_idx[keep], e_idx[keep]), run, i_idx, e_idx
@@ -295,14 +301,12 @@ def _counts(correct: np.ndarray) -> np.ndarray:
     return np.stack([scored, hits])
 
 
-def _build(store: Store, task: str, runs: pd.DataFrame) -> Cube:
+def _build(source: CubeSource, runs: pd.DataFrame) -> Cube:
     """Scan every run file of the task and size once and scatter it into dense arrays."""
-    from seedlab.store import seed_sort_key
-
     p_list, f_list, rounded, checkpoints = _grid(runs)
-    table = _scan(store, runs, ", correct, p_correct, pred")
+    table = _scan(source, runs, ", correct, p_correct, pred")
 
-    keys = store._instance_keys(task)
+    keys = source.instance_keys()
     seen = pa.compute.unique(table["instance_id"])
     if len(keys):
         ordered = pa.array(keys["instance_id"].astype(str).tolist(), pa.string())
@@ -314,7 +318,7 @@ def _build(store: Store, task: str, runs: pd.DataFrame) -> Cube:
         ids = np.array(sorted(seen.to_pylist(), key=seed_sort_key), dtype=object)
         splits = np.full(len(ids), None, dtype=object)
         gold = np.full(len(ids), None, dtype=object)
-    lookup = {name: i for i, name in enumerate(store.label_list(task))}
+    lookup = {name: i for i, name in enumerate(source.label_list())}
     labels = np.array([lookup.get(g, -1) for g in gold], dtype=np.int64)
 
     keep, index, run, i_all, e_all = _cells(table, ids, p_list, f_list, rounded)
@@ -354,16 +358,10 @@ def _save_extra(cube: Cube, name: str, array: np.ndarray | None) -> None:
     by a newer one)."""
     if cube.folder is None:
         return
-    tmp = cube.folder / f".tmp-{uuid.uuid4().hex}-{name}"
     target = cube.folder / (f"{name}.npy" if array is not None else f"{name}.none")
-    try:
-        with open(tmp, "wb") as fh:
-            if array is not None:
-                np.save(fh, np.ascontiguousarray(array))
-        os.replace(tmp, target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    with contextlib.suppress(OSError), atomic.replacing(target) as tmp, open(tmp, "wb") as fh:
+        if array is not None:
+            np.save(fh, np.ascontiguousarray(array))
 
 
 def run_counts(cube: Cube) -> np.ndarray:
@@ -375,7 +373,7 @@ def run_counts(cube: Cube) -> np.ndarray:
     return cube.counts
 
 
-def run_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None:
+def run_probs(source: CubeSource, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None:
     """``(P, F, N, E, L)`` float32 class probabilities (each run's block contiguous; NaN
     where missing and for runs whose layout is -1), or ``None`` where the cube cannot hold
     them exactly (a null, lists of more than one length, no layout). ``runs``: every run of the
@@ -392,7 +390,7 @@ def run_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None
         except (OSError, ValueError):
             pass
     try:
-        cube.probs = _build_probs(store, cube, runs)
+        cube.probs = _build_probs(source, cube, runs)
     except _Lost:
         return None
     cube.no_probs = cube.probs is None
@@ -401,7 +399,7 @@ def run_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None
     return cube.probs
 
 
-def _build_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None:
+def _build_probs(source: CubeSource, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None:
     """Read the ``probs`` column of every run the cube serves (layout 1 or 2, in one scan)
     and place each row by its run's layout; write ``probs.npy`` as it is filled."""
     layout = cube.layout
@@ -415,11 +413,11 @@ def _build_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | N
     sizes = [int(r.n_predictions) for _, _, r in served]
     column = pa.chunked_array([], pa.list_(pa.float32()))
     if served:
-        cur = store._cursor()
+        cur = source.cursor()
         try:
             table = cur.sql("SELECT file_row_number::INTEGER AS row, probs"
                             " FROM read_parquet(?, file_row_number = true)",
-                            params=[[str(store.home / r.file) for _, _, r in served]]
+                            params=[[str(source.home / r.file) for _, _, r in served]]
                             ).to_arrow_table()
         finally:
             cur.close()
@@ -442,7 +440,7 @@ def _build_probs(store: Store, cube: Cube, runs: pd.DataFrame) -> np.ndarray | N
         pieces.append(chunk.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]])
     if len(widths) > 1:
         return None
-    width = widths.pop() if widths else len(store.label_list(runs["task"].iloc[0]))
+    width = widths.pop() if widths else len(source.label_list())
     values = (np.concatenate(pieces) if pieces else np.zeros(0, np.float32)).astype(
         np.float32, copy=False).reshape(-1, width)
     del column, pieces
@@ -499,7 +497,7 @@ def _new_array(cube: Cube, shape: tuple[int, ...]) -> tuple[np.ndarray, Path | N
     """A float32 array of ``shape`` written straight to a temporary ``.npy`` in the cube's
     folder (so a large one never sits on the heap), or in memory where that fails."""
     if cube.folder is not None:
-        tmp = cube.folder / f".tmp-{uuid.uuid4().hex}-probs.npy"
+        tmp = atomic.temporary_path(cube.folder / "probs.npy")
         try:
             return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                              shape=shape), tmp

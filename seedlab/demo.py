@@ -185,7 +185,7 @@ def build(work: Path, recipe: Recipe, *, log: Callable[[str], None] = print) -> 
     """Build the study of ``recipe`` in the seedlab home ``work`` through the queue and
     workers; returns the summary (accuracies, seeds, timings) for the manifest. Jobs whose
     output already exists in ``work`` are skipped, so an interrupted build resumes."""
-    from seedlab.runs import queue, spec
+    from seedlab.runs import plan, queue
     from seedlab.runs.pretrain import pretrain_spec
 
     work = Path(work)
@@ -222,12 +222,12 @@ def build(work: Path, recipe: Recipe, *, log: Callable[[str], None] = print) -> 
     pruned = {**grid, "finetune_seeds": [recipe.prune_seed],
               "prune": {"threshold": 0.9, "step": recipe.prune_step}}
     rest = {**grid, "finetune_seeds": [f for f in recipe.finetune_seeds if f != recipe.prune_seed]}
-    jobs = spec.missing_jobs(store, pruned) + (spec.missing_jobs(store, rest)
+    jobs = plan.missing_jobs(store, pruned) + (plan.missing_jobs(store, rest)
                                                if rest["finetune_seeds"] else [])
     ids = queue.submit(store, jobs)
     log(f"fine-tuning: {len(ids)} job(s) queued")
     _run_queue(store, recipe, log)
-    missing = spec.missing_jobs(store, pruned) + (spec.missing_jobs(store, rest)
+    missing = plan.missing_jobs(store, pruned) + (plan.missing_jobs(store, rest)
                                                   if rest["finetune_seeds"] else [])
     if missing:
         raise DemoError(f"{len(missing)} fine-tuning runs are missing:\n" + _failures(store))

@@ -19,7 +19,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from seedlab.cli import main as cli
-from seedlab.runs import queue, spec, tasks, tiny, trainer
+from seedlab.runs import plan, queue, spec, tasks, tiny, trainer
 from seedlab.runs.worker import Worker, WorkerConfig
 from seedlab.store import Store
 
@@ -82,7 +82,7 @@ def test_grid_runs_end_to_end_through_queue_and_cli_worker(store, models, tmp_pa
     # Submitting the same grid again queues nothing.
     assert cli(["--home", home, "runs", "submit", "--spec", str(spec_file)]) == 0
     assert "4 already in the store" in capsys.readouterr().out
-    assert spec.missing_jobs(store, grid) == []
+    assert plan.missing_jobs(store, grid) == []
 
 
 def _rt_length_csv(path: Path) -> Path:

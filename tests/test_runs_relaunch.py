@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from seedlab.runs import queue, spec
+from seedlab.runs import plan, queue, spec
 from seedlab.store import RunData
 from seedlab.ui.data import coverage, job_table
 
@@ -35,7 +35,7 @@ def test_missing_cells_copy_the_recipe_of_their_neighbour(store):
     _register(store, job_id, "tiny", "0", 1)      # made by seedlab from that job
     _register(store, None, "tiny", "1", 1)        # imported: no recipe
 
-    jobs, reasons = spec.relaunch_jobs(store, "rt", [("tiny", "0", 2), ("tiny", "1", 2)])
+    jobs, reasons = plan.relaunch_jobs(store, "rt", [("tiny", "0", 2), ("tiny", "1", 2)])
     assert len(jobs) == 1 and len(reasons) == 1
     job = jobs[0]
     assert (job.model, job.size, job.pretrain_seed, job.finetune_seed) == ("/models/p0", "tiny",

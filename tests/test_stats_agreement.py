@@ -122,3 +122,37 @@ def test_flip_rate():
     np.testing.assert_allclose(stats.flip_rate(small, large), [0.25, 0.5])
     with pytest.raises(ValueError, match="shapes differ"):
         stats.flip_rate(small, large[:, :3])
+
+
+def test_kappa_defined_for_nearly_constant_runs_at_a_million_instances():
+    # Run a predicts class 1 on instance 0 only, run b on instances 0 and 1: they differ
+    # on 1 of 1e6 instances. p_o = 1 - 1e-6, p_e = (1 - 1e-6)(1 - 2e-6) + 2e-12, so
+    # kappa = (2e-6 - 4e-12) / (3e-6 - 4e-12) = 0.66667 (np.isclose(p_e, 1) said NaN).
+    n = 1_000_000
+    preds = np.zeros((3, n), dtype=np.int8)
+    preds[0, 0] = 1
+    preds[1, :2] = 1  # run 2 predicts class 0 everywhere
+    kappa = stats.kappa_matrix(preds)
+    expected = (2e-6 - 4e-12) / (3e-6 - 4e-12)
+    assert kappa[0, 1] == pytest.approx(expected, rel=1e-9)
+    assert kappa[0, 1] == pytest.approx(0.6667, abs=1e-4)
+    # Against a constant run: p_o = p_e, kappa 0, still defined.
+    assert kappa[0, 2] == pytest.approx(0.0, abs=1e-12)
+    assert np.isnan(kappa[2, 2])  # both constant on one class: undefined
+    assert kappa[0, 0] == pytest.approx(1.0)
+
+
+def test_fleiss_defined_for_a_nearly_unanimous_table():
+    # 1e6 subjects, 2 raters: both say "kept" on all but one subject, where one says
+    # "pruned". p_bar = 1 - 1e-6, p_pruned = 0.5e-6: p_e = 1 - 1e-6 + 0.5e-12, so
+    # kappa = (-0.5e-12) / (1e-6 - 0.5e-12), about -5e-7, not NaN.
+    n = 1_000_000
+    counts = np.zeros((n, 2))
+    counts[:, 0] = 2
+    counts[0] = (1, 1)
+    p_e = (1 - 0.5e-6) ** 2 + 0.25e-12
+    expected = ((1 - 1e-6) - p_e) / (1 - p_e)
+    got = stats.fleiss_kappa_counts(counts)
+    assert got == pytest.approx(expected, rel=1e-6) and got < 0
+    counts[0] = (2, 0)
+    assert np.isnan(stats.fleiss_kappa_counts(counts))

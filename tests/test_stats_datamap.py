@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,3 +83,18 @@ def test_label_issues_rejects_missing_runs():
     pred[0, 0, 0] = -1
     with pytest.raises(ValueError, match="missing runs"):
         stats.label_issues(P_CORRECT, pred, np.zeros(3, int))
+
+
+def test_probabilities_out_of_range_are_refused():
+    probs = np.full((4, 3), 0.5)
+    probs[1, 2] = -1
+    with pytest.raises(ValueError, match=re.escape(
+            "seed_data_map: p_correct: scores must be 0/1 correctness or probabilities in"
+            " [0, 1]; found values -1 at 1 cell (first at index (1, 2)): the store's code"
+            " for a missing cell?")):
+        stats.seed_data_map(probs)
+    with pytest.raises(ValueError, match=r"seed_data_map: correct: .* found values 2 at 12"
+                                         r" cells"):
+        stats.seed_data_map(np.full((4, 3), 0.5), np.full((4, 3), 2))
+    with pytest.raises(ValueError, match=r"label_issues: p_correct: .* found values 1\.2"):
+        stats.label_issues(np.full((2, 3), 1.2), np.zeros((2, 3), int), np.zeros(2, int))

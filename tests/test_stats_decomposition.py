@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -109,14 +111,20 @@ def test_matches_loop_reference(shape):
 
 def test_unbiased_on_a_variance_components_model():
     # c = m + A_p + B_pf + C_pfe with known variances: each estimator recovers its own.
+    # Uniform effects keep every score in [0, 1] (0.5 +- 0.34 at most); the tolerances are
+    # about four standard deviations of each estimate over repeated draws.
     rng = np.random.default_rng(1)
     n, n_pre, n_fine, n_ckpt = 20000, 4, 3, 3
-    c = (0.5 + rng.normal(0, 0.3, (n, n_pre, 1, 1)) + rng.normal(0, 0.2, (n, n_pre, n_fine, 1))
-         + rng.normal(0, 0.1, (n, n_pre, n_fine, n_ckpt)))
+
+    def uniform(var: float, shape: tuple[int, ...]) -> np.ndarray:
+        return rng.uniform(-np.sqrt(3 * var), np.sqrt(3 * var), shape)
+
+    c = (0.5 + uniform(0.01, (n, n_pre, 1, 1)) + uniform(0.004, (n, n_pre, n_fine, 1))
+         + uniform(0.001, (n, n_pre, n_fine, n_ckpt)))
     s = stats.decompose(c).summary()
-    assert s["var_pretrain"] == pytest.approx(0.09, abs=0.006)
-    assert s["var_finetune"] == pytest.approx(0.04, abs=0.002)
-    assert s["var_checkpoint"] == pytest.approx(0.01, abs=0.0005)
+    assert s["var_pretrain"] == pytest.approx(0.01, abs=0.0002)
+    assert s["var_finetune"] == pytest.approx(0.004, abs=0.00003)
+    assert s["var_checkpoint"] == pytest.approx(0.001, abs=0.000007)
 
 
 def test_rejects_nan_and_too_few_seeds():
@@ -273,3 +281,42 @@ def test_decomposition_ci_many_shares_one_draw_per_instance_count():
     assert gen_many[2] == third
     with pytest.raises(ValueError, match="nboot"):
         stats.decomposition_ci_many(decs, nboot=0)
+
+
+def test_scores_out_of_range_are_refused_with_what_was_found():
+    # The store's -1 code for a missing cell: 20 cells of one seed (float and int8 input).
+    c = np.ones((10, 4, 5))
+    c[:4, 1, :] = -1
+    message = ("decompose: x: scores must be 0/1 correctness or probabilities in [0, 1];"
+               " found values -1 at 20 cells (first at index (0, 1, 0)): the store's code"
+               " for a missing cell? select complete seeds first")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        stats.decompose(c)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        stats.decompose(c.astype(np.int8))
+    with pytest.raises(ValueError, match=r"found values -1 at 40 cells \(first at index"
+                                         r" \(0, 1, 0, 0\)\)"):
+        stats.decompose(np.repeat(c[..., None], 2, axis=3))  # 4-D: every cell twice
+    # Class ids of a 3-class task passed instead of correctness.
+    ids = np.tile(np.arange(3)[:, None, None], (2, 2, 3))  # (6, 2, 3), values 0, 1, 2
+    with pytest.raises(ValueError, match=re.escape(
+            "within_across: c: scores must be 0/1 correctness or probabilities in [0, 1];"
+            " found values 2 at 12 cells (first at index (2, 0, 0)): class ids passed"
+            " instead of correctness or gold-label probabilities?")):
+        stats.within_across(ids)
+    with pytest.raises(ValueError, match=r"found values -0\.5 at 1 cell, 1\.5 at 1 cell"
+                                         r" \(first at index \(0, 0, 0\)\): expected 0/1"):
+        stats.decompose(np.array([[[-0.5, 1.5], [0.2, 0.3]]]))
+    # NaN is still reported as a missing run, at its index.
+    c = np.ones((3, 2, 2))
+    c[2, 1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN.*\(2, 1, 0\)"):
+        stats.within_across(c)
+
+
+def test_valid_integer_and_bool_scores_give_the_float_result():
+    rng = np.random.default_rng(8)
+    c = rng.random((40, 3, 2, 3)) < 0.6
+    want = stats.decompose(c.astype(float)).summary()
+    assert stats.decompose(c).summary() == pytest.approx(want, abs=1e-12)
+    assert stats.decompose(c.astype(np.int8)).summary() == pytest.approx(want, abs=1e-12)

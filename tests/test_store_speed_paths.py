@@ -80,11 +80,11 @@ def built(store: Store) -> None:
 
 def parquet(store: Store, **query) -> pd.DataFrame:
     """The same query answered by the Parquet scan."""
-    store._CUBE_INSTANCES = -1
+    store.cube_instance_limit = -1
     try:
         return store.predictions(**query)
     finally:
-        del store._CUBE_INSTANCES
+        del store.cube_instance_limit
 
 
 def assert_same(fast: pd.DataFrame, slow: pd.DataFrame, ordered: bool = True) -> None:
@@ -105,14 +105,7 @@ def assert_same(fast: pd.DataFrame, slow: pd.DataFrame, ordered: bool = True) ->
 def watch(store: Store, monkeypatch) -> list[bool]:
     """Records whether each predictions() call was answered from the cubes."""
     answered: list[bool] = []
-    original = store._cube_predictions
-
-    def wrapped(*args, **kwargs):
-        result = original(*args, **kwargs)
-        answered.append(result is not None)
-        return result
-
-    monkeypatch.setattr(store, "_cube_predictions", wrapped)
+    monkeypatch.setattr(store, "cube_probe", lambda result: answered.append(result is not None))
     return answered
 
 
@@ -219,8 +212,7 @@ def test_layouts_and_cubes_saved_before_them(store, spy):
     cubes.clear_memory()
     fresh = Store(store.home)
     answered = []
-    original = fresh._cube_predictions
-    fresh._cube_predictions = lambda *a, **k: answered.append(original(*a, **k)) or answered[-1]
+    fresh.cube_probe = answered.append
     again = fresh.predictions(task="t1", instance_id="x2")
     assert answered == [None]  # the Parquet scan answers, as before, and nothing is built
     assert_same(again, before)
@@ -241,7 +233,8 @@ def test_probabilities_of_unequal_length_fall_back(store, spy):
     fallback = store.predictions(**query)
     assert spy == [False]
     assert [len(p) for p in fallback["probs"]][-1] == 2
-    assert list(cubes.cached_cube(store, "t1", "small", store.runs(task="t1", size="small"))
+    assert list(cubes.cached_cube(store.cube_source("t1"), "small",
+                                     store.runs(task="t1", size="small"))
                 .folder.glob("probs.none"))
     # without probabilities the cube answers
     cols = ["size", "pretrain_seed", "checkpoint", "pred", "correct", "p_correct"]

@@ -2,9 +2,16 @@
 
     seedlab runs submit --spec FILE.json [--dry-run] [--start-workers]
     seedlab runs submit --task T --model M --size S --pretrain-seed 0 1 --finetune-seeds 1 2 ...
+    seedlab runs submit --spec FILE.json --executor slurm [--partition P --gpus-per-job 1
+                        --cpus-per-job 4 --mem 16G --time 2:00:00 --account A --qos Q
+                        --constraint C]
     seedlab runs list [--json] [--state STATE]
     seedlab runs cancel ID | retry ID | logs ID
-    seedlab worker [--gpus 0,1] [--once]
+    seedlab runs sync                 register the runs Slurm jobs finished
+    seedlab worker [--gpus 0,1] [--jobs-per-gpu N] [--once]
+
+Slurm options default to ``<home>/slurm.json`` (``runs.slurm.load_config``); the flags
+override them for one submission.
 """
 
 from __future__ import annotations
@@ -15,7 +22,13 @@ import subprocess
 import sys
 import time
 
-from seedlab.runs import queue, spec, trainer
+import pandas as pd
+
+from seedlab.runs import plan, queue, slurm, spec
+from seedlab.runs.worker import reap
+
+SLURM_FLAGS = {"partition": str, "gpus-per-job": int, "cpus-per-job": int, "mem": str,
+               "time": str, "account": str, "qos": str, "constraint": str}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     submit.add_argument("--prune", action="store_true", help="prune heads and MLPs after training")
     submit.add_argument("--dry-run", action="store_true", help="show the jobs, queue nothing")
     submit.add_argument("--start-workers", action="store_true",
-                        help="start the background worker pool after queueing")
+                        help="start the background worker pool after queueing (local)")
+    submit.add_argument("--executor", choices=queue.EXECUTORS, default="local",
+                        help="where the jobs run: local workers (default) or Slurm")
+    slurm_group = submit.add_argument_group(
+        "Slurm (with --executor slurm; defaults from <home>/slurm.json)")
+    for flag, kind in SLURM_FLAGS.items():
+        slurm_group.add_argument(f"--{flag}", type=kind, dest=f"slurm_{flag.replace('-', '_')}",
+                                 help={"mem": "memory per job: 4096 (MiB), 4096M or 16G",
+                                       "time": "time limit: minutes, H:MM:SS or D-HH:MM:SS"}
+                                 .get(flag))
     submit.set_defaults(func=cmd_submit)
 
     lst = rsub.add_parser("list", help="the job queue")
@@ -49,16 +71,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     lst.add_argument("--state", choices=queue.STATES, default=None)
     lst.set_defaults(func=cmd_list)
 
-    for name, helptext in (("cancel", "cancel a queued or running job"),
-                           ("retry", "queue a failed or cancelled job again"),
-                           ("logs", "print a job's log")):
+    for name, helptext in (("cancel", "cancel a queued or running job (scancel on Slurm)"),
+                           ("retry", "queue a failed or cancelled job again (resubmit on Slurm)"),
+                           ("logs", "print a job's log (and Slurm's output)")):
         p = rsub.add_parser(name, help=helptext)
         p.add_argument("id", type=int)
         p.set_defaults(func=globals()[f"cmd_{name}"])
 
+    sync = rsub.add_parser("sync", help="update Slurm jobs from Slurm; register finished runs")
+    sync.set_defaults(func=cmd_sync)
+
     worker = sub.add_parser("worker", help="run queued jobs (one worker per GPU, or the CPU)")
     worker.add_argument("--gpus", default=None, help="comma-separated GPU indices, e.g. 0,1")
     worker.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--jobs-per-gpu", type=int, default=1, dest="jobs_per_gpu",
+                        help="jobs run side by side on each GPU (on a machine without one: CPU"
+                        " workers)")
     worker.add_argument("--heartbeat", type=float, default=5.0, help="seconds between heartbeats")
     worker.add_argument("--stale", type=float, default=120.0,
                         help="re-queue running jobs whose heartbeat is older than this (s)")
@@ -86,7 +114,7 @@ def _grid_from_args(args: argparse.Namespace) -> spec.GridSpec:
 def cmd_submit(store, args: argparse.Namespace) -> int:
     grid = _grid_from_args(args)
     jobs = grid.expand()
-    missing = spec.missing_jobs(store, grid)
+    missing = plan.missing_jobs(store, grid)
     active = queue.active_keys(store)
     new = [j for j in missing if j.key not in active]
     print(f"{len(jobs)} jobs in the grid: {len(jobs) - len(missing)} already in the store,"
@@ -95,6 +123,15 @@ def cmd_submit(store, args: argparse.Namespace) -> int:
         for job in new:
             print(f"  would queue {job.task} {job.size} pretrain_seed={job.pretrain_seed}"
                   f" finetune_seed={job.finetune_seed} model={job.model}")
+        return 0
+    if args.executor == "slurm":
+        options = _slurm_options(store, args)
+        ids = slurm.submit(store, new, options)
+        for job_id in ids:
+            job = queue.get(store, job_id)
+            print(f"  submitted job {job_id} to Slurm as {job.slurm_id}: {job.spec.task}"
+                  f" {job.spec.size} pretrain_seed={job.spec.pretrain_seed}"
+                  f" finetune_seed={job.spec.finetune_seed}")
         return 0
     ids = queue.submit(store, new)
     for job_id, job in zip(ids, new):
@@ -108,8 +145,32 @@ def cmd_submit(store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _slurm_options(store, args: argparse.Namespace) -> slurm.SlurmOptions:
+    """The home's Slurm defaults with this command's flags applied."""
+    given = {flag.replace("-", "_"): getattr(args, f"slurm_{flag.replace('-', '_')}")
+             for flag in SLURM_FLAGS}
+    given = {k: v for k, v in given.items() if v is not None}
+    return slurm.parse_options(given, "command line", base=slurm.load_config(store.home))
+
+
+def _text(value) -> str:
+    """A table cell as text: missing values (None, or NaN from pandas) are blank."""
+    return "" if value is None or pd.isna(value) else str(value)
+
+
+def sync_slurm(store) -> None:
+    """Bring Slurm jobs up to date (and register their finished runs) when there are any;
+    a Slurm that does not answer is said on stderr, the listing goes on."""
+    if (queue.jobs(store)["executor"] == "slurm").any():
+        try:
+            slurm.sync(store)
+        except slurm.SlurmError as exc:
+            print(f"warning: Slurm jobs not updated: {exc}", file=sys.stderr)
+
+
 def cmd_list(store, args: argparse.Namespace) -> int:
-    queue.reap_stale(store)
+    reap(store)
+    sync_slurm(store)
     frame = queue.jobs(store, state=args.state)
     if args.json:
         print(frame.drop(columns=["spec"]).to_json(orient="records", indent=2))
@@ -118,55 +179,72 @@ def cmd_list(store, args: argparse.Namespace) -> int:
         print("no jobs")
         return 0
     print(f"{'id':>5}  {'state':<10}{'task':<18}{'size':<8}{'pretrain':<10}{'ft':>5}"
-          f"  {'progress':<22}message")
+          f"  {'slurm':<22}{'progress':<26}message")
     for r in frame.itertuples():
         prog = ""
-        if r.state == "running" and r.total:
-            eta = f", ETA {r.eta_s:.0f}s" if r.eta_s is not None and r.eta_s == r.eta_s else ""
-            prog = f"{r.phase} {r.step}/{r.total}{eta}"
+        if r.state == "running" and pd.notna(r.total) and r.total:
+            eta = f", ETA {r.eta_s:.0f}s" if pd.notna(r.eta_s) else ""
+            prog = f"{_text(r.phase)} {int(r.step or 0)}/{int(r.total)}{eta}"
         elif r.state == "running":
-            prog = str(r.phase or "")
+            prog = _text(r.phase)
+        where = f"{_text(r.slurm_id)} {_text(r.slurm_state)}".strip() if r.executor == "slurm" \
+            else ""
         print(f"{r.id:>5}  {r.state:<10}{r.task:<18}{r.size:<8}{r.pretrain_seed:<10}"
-              f"{r.finetune_seed:>5}  {prog:<22}{r.message or ''}")
+              f"{r.finetune_seed:>5}  {where:<21} {prog:<25} {_text(r.message)}".rstrip())
+    return 0
+
+
+def cmd_sync(store, args: argparse.Namespace) -> int:
+    changed = slurm.sync(store)
+    for job_id, state in changed:
+        print(f"job {job_id}: {state}")
+    print(f"{len(changed)} job(s) changed")
     return 0
 
 
 def cmd_cancel(store, args: argparse.Namespace) -> int:
-    state = queue.cancel(store, args.id)
+    state = slurm.cancel(store, args.id)
     print(f"job {args.id}: {state}")
     return 0
 
 
 def cmd_retry(store, args: argparse.Namespace) -> int:
-    state = queue.retry(store, args.id)
-    print(f"job {args.id}: {state}")
+    state = slurm.retry(store, args.id)
+    job = queue.get(store, args.id)
+    where = f" (Slurm {job.slurm_id})" if job.executor == "slurm" else ""
+    print(f"job {args.id}: {state}{where}")
     return 0
 
 
 def cmd_logs(store, args: argparse.Namespace) -> int:
-    path = trainer.log_path(store, args.id)
-    queue.get(store, args.id)
-    if not path.exists():
+    text = slurm.logs(store, args.id)
+    if not text:
         print(f"job {args.id} has no log yet (it has not started)")
         return 0
-    sys.stdout.write(path.read_text(encoding="utf-8"))
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
 
 def cmd_worker(store, args: argparse.Namespace) -> int:
-    from seedlab.runs.executor import local_gpus
+    from seedlab.runs.executor import local_gpus, slot_threads
     from seedlab.runs.worker import Worker, WorkerConfig
 
+    if args.jobs_per_gpu < 1:
+        print("--jobs-per-gpu must be at least 1", file=sys.stderr)
+        return 2
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
     if gpus is None and args.device_label is None:
         gpus = local_gpus()
-    if gpus and len(gpus) > 1:
-        # One process per GPU, each seeing only its own device.
+    slots = [g for g in (gpus or ["cpu"]) for _ in range(args.jobs_per_gpu)]
+    if len(slots) > 1:
+        # One process per slot, each seeing only its own GPU (and its share of the cores).
         children = []
-        for g in gpus:
-            env = dict(os.environ, CUDA_VISIBLE_DEVICES=g)
+        for g in slots:
+            env = dict(os.environ, CUDA_VISIBLE_DEVICES="" if g == "cpu" else g,
+                       **slot_threads(args.jobs_per_gpu))
             command = [sys.executable, "-m", "seedlab", "--home", str(store.home), "worker",
-                       "--gpus", g, "--heartbeat", str(args.heartbeat), "--stale", str(args.stale)]
+                       *(["--device-label", "cpu"] if g == "cpu" else ["--gpus", g]),
+                       "--heartbeat", str(args.heartbeat), "--stale", str(args.stale)]
             if args.once:
                 command.append("--once")
             if args.idle_exit is not None:

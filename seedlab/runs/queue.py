@@ -11,6 +11,15 @@ Every state change is also appended to ``job_events`` (an audit log). A claim is
 heartbeat, and every later write by a worker is guarded by ``worker = ?`` and
 ``state = 'running'``, so a job that was re-queued or cancelled can never be finished by
 the worker that lost it: no job runs (or lands) twice.
+
+A job's ``executor`` says who runs it. ``local`` jobs are claimed by ``worker.Worker``
+processes; ``slurm`` jobs are never claimed: ``runs.slurm`` submits each to Slurm, records
+its Slurm id here (as the job's worker, ``slurm:<id>``), and moves it through the same
+states from what Slurm and the job's files say (``external_update``), on the head side
+only, since compute nodes never open this catalogue.
+
+The ``workers`` table (``record_worker``, ``live_workers``) is how an executor finds its
+local worker processes again after a restart.
 """
 
 from __future__ import annotations
@@ -26,11 +35,12 @@ from typing import Any
 
 import pandas as pd
 
-from seedlab.runs.spec import JobSpec, existing_keys
+from seedlab.runs.spec import JobSpec
 from seedlab.store import Store, utc_now
 
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE = ("queued", "running")
+EXECUTORS = ("local", "slurm")
 
 JOBS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -56,7 +66,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     eta_s REAL,
     message TEXT,
     run_dir TEXT,
-    run_id TEXT
+    run_id TEXT,
+    executor TEXT NOT NULL DEFAULT 'local',
+    slurm_id TEXT,
+    slurm_state TEXT,
+    slurm_options TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, id);
 CREATE TRIGGER IF NOT EXISTS jobs_no_delete BEFORE DELETE ON jobs
@@ -83,7 +97,11 @@ CREATE TABLE IF NOT EXISTS workers (
 
 JOB_COLUMNS = ["id", "task", "size", "pretrain_seed", "finetune_seed", "state", "attempts",
                "worker", "device", "heartbeat", "created_at", "started_at", "finished_at",
-               "phase", "step", "total", "loss", "eta_s", "message", "run_dir", "run_id", "spec"]
+               "phase", "step", "total", "loss", "eta_s", "message", "run_dir", "run_id",
+               "executor", "slurm_id", "slurm_state", "spec"]
+# Columns added after the first release of the jobs table: added to older catalogues.
+_ADDED_COLUMNS = {"executor": "TEXT NOT NULL DEFAULT 'local'", "slurm_id": "TEXT",
+                  "slurm_state": "TEXT", "slurm_options": "TEXT"}
 
 
 @dataclass
@@ -97,6 +115,10 @@ class Job:
     worker: str | None
     run_dir: str | None
     message: str | None
+    executor: str = "local"
+    slurm_id: str | None = None
+    slurm_state: str | None = None
+    slurm_options: str | None = None
 
 
 @contextlib.contextmanager
@@ -106,6 +128,11 @@ def connect(store: Store) -> Iterator[sqlite3.Connection]:
     try:
         con.execute("PRAGMA busy_timeout = 60000")
         con.executescript(JOBS_SCHEMA)
+        have = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in have:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process won
+                    con.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
         yield con
     finally:
         con.close()
@@ -129,11 +156,12 @@ def _event(con: sqlite3.Connection, job_id: int, state: str, worker: str | None,
 
 
 def _job(row: tuple) -> Job:
-    job_id, spec, state, attempts, worker, run_dir, message = row
-    return Job(job_id, JobSpec.from_json(spec), state, attempts, worker, run_dir, message)
+    job_id, spec, *rest = row
+    return Job(job_id, JobSpec.from_json(spec), *rest)
 
 
-_JOB_SELECT = "SELECT id, spec, state, attempts, worker, run_dir, message FROM jobs"
+_JOB_SELECT = ("SELECT id, spec, state, attempts, worker, run_dir, message, executor, slurm_id,"
+               " slurm_state, slurm_options FROM jobs")
 
 
 def new_worker_id(device: str = "cpu") -> str:
@@ -142,6 +170,13 @@ def new_worker_id(device: str = "cpu") -> str:
 
 
 # -- submitting ------------------------------------------------------------------------
+def existing_keys(store: Store, task: str) -> set[tuple[str, str, str, int]]:
+    """Keys (task, size, pretrain_seed, finetune_seed) of the runs the store already has."""
+    runs = store.runs(task=task)
+    return {(task, str(r.size), str(r.pretrain_seed), int(r.finetune_seed))
+            for r in runs.itertuples()}
+
+
 def active_keys(store: Store) -> set[tuple[str, str, str, int]]:
     """Keys of the jobs that are queued or running."""
     with connect(store) as con:
@@ -150,11 +185,15 @@ def active_keys(store: Store) -> set[tuple[str, str, str, int]]:
     return {(t, s, p, int(f)) for t, s, p, f in rows}
 
 
-def submit(store: Store, specs: Iterable[JobSpec], *, skip_existing: bool = True) -> list[int]:
-    """Queue jobs; returns the new job ids.
+def submit(store: Store, specs: Iterable[JobSpec], *, skip_existing: bool = True,
+           executor: str = "local") -> list[int]:
+    """Queue jobs for ``executor`` (``'local'`` workers or ``'slurm'``); returns the new
+    job ids.
 
     With ``skip_existing`` (the default) a job is skipped when its run is already in the
     store or a job for the same run is queued or running."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     specs = list(specs)
     skip: set = set()
     if skip_existing:
@@ -170,8 +209,9 @@ def submit(store: Store, specs: Iterable[JobSpec], *, skip_existing: bool = True
             skip.add(spec.key)
             cur = con.execute(
                 "INSERT INTO jobs (spec, task, size, pretrain_seed, finetune_seed, state,"
-                " created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
-                (spec.to_json(), spec.task, spec.size, spec.pretrain_seed, spec.finetune_seed, now))
+                " created_at, executor) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (spec.to_json(), spec.task, spec.size, spec.pretrain_seed, spec.finetune_seed, now,
+                 executor))
             ids.append(int(cur.lastrowid))
             _event(con, ids[-1], "queued", None, "submitted")
     return ids
@@ -179,9 +219,11 @@ def submit(store: Store, specs: Iterable[JobSpec], *, skip_existing: bool = True
 
 # -- workers' side ---------------------------------------------------------------------
 def claim(store: Store, worker: str, device: str = "cpu") -> Job | None:
-    """Atomically take the oldest queued job for ``worker``; None when the queue is empty."""
+    """Atomically take the oldest queued local job for ``worker``; None when there is none
+    (jobs for Slurm are never claimed by a local worker)."""
     with connect(store) as con, _immediate(con):
-        row = con.execute(_JOB_SELECT + " WHERE state = 'queued' ORDER BY id LIMIT 1").fetchone()
+        row = con.execute(_JOB_SELECT + " WHERE state = 'queued' AND executor = 'local'"
+                          " ORDER BY id LIMIT 1").fetchone()
         if row is None:
             return None
         cur = con.execute(
@@ -242,7 +284,8 @@ def fail(store: Store, job_id: int, worker: str, reason: str) -> bool:
         return cur.rowcount == 1
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -259,20 +302,21 @@ def _worker_gone(worker: str | None) -> bool:
     parts = worker.split(":")
     if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
         return False
-    return not _pid_alive(int(parts[1]))
+    return not pid_alive(int(parts[1]))
 
 
 def reap_stale(store: Store, timeout_s: float = 120.0, max_attempts: int = 3) -> list[tuple[int, str]]:
     """Find running jobs whose worker stopped answering and re-queue them (or fail them
     after ``max_attempts``). A worker is gone when its heartbeat is older than
-    ``timeout_s``, or when it ran on this host and its process has exited.
+    ``timeout_s``, or when it ran on this host and its process has exited. Only local jobs:
+    a Slurm job's liveness is Slurm's to say (``runs.slurm.sync``).
 
     Returns ``(job id, new state)`` for each job changed."""
     changed = []
     now = time.time()
     with connect(store) as con, _immediate(con):
         rows = con.execute("SELECT id, worker, heartbeat, attempts FROM jobs"
-                           " WHERE state = 'running'").fetchall()
+                           " WHERE state = 'running' AND executor = 'local'").fetchall()
         for job_id, worker, beat, attempts in rows:
             age = now - (beat or 0)
             if age <= timeout_s and not _worker_gone(worker):
@@ -292,6 +336,93 @@ def reap_stale(store: Store, timeout_s: float = 120.0, max_attempts: int = 3) ->
                 _event(con, job_id, state, worker, message)
                 changed.append((job_id, state))
     return changed
+
+
+# -- external executors (Slurm): the head side moves the job ---------------------------
+def set_external(store: Store, job_id: int, *, slurm_id: str, options: str) -> bool:
+    """Record that queued job ``job_id`` was submitted to Slurm as ``slurm_id`` with
+    ``options`` (JSON); its worker becomes ``slurm:<slurm_id>``. False when the job is no
+    longer queued (cancelled meanwhile): the caller must cancel the Slurm job."""
+    worker = f"slurm:{slurm_id}"
+    message = f"submitted to Slurm as {slurm_id}"
+    with connect(store) as con, _immediate(con):
+        cur = con.execute(
+            "UPDATE jobs SET slurm_id = ?, slurm_options = ?, slurm_state = 'SUBMITTED',"
+            " worker = ?, attempts = attempts + 1, message = ? WHERE id = ? AND state = 'queued'"
+            " AND executor = 'slurm'", (slurm_id, options, worker, message, job_id))
+        if cur.rowcount == 1:
+            _event(con, job_id, "queued", worker, message)
+        return cur.rowcount == 1
+
+
+def external_update(store: Store, job_id: int, worker: str | None, *, state: str,
+                    slurm_state: str | None = None, message: str | None = None,
+                    device: str | None = None, phase: str | None = None,
+                    step: int | None = None, total: int | None = None,
+                    loss: float | None = None, eta_s: float | None = None,
+                    run_dir: str | None = None, run_id: str | None = None) -> bool:
+    """Move an externally run job (its worker is ``worker``) to ``state`` with what its
+    executor reports. Only a queued or running job with that worker changes, so a job that
+    was cancelled or resubmitted meanwhile is left alone; returns whether it changed.
+    A change of state is logged in ``job_events``."""
+    if state not in STATES:
+        raise ValueError(f"state {state!r} is not one of {', '.join(STATES)}")
+    now = utc_now()
+    ended = state not in ACTIVE
+    with connect(store) as con, _immediate(con):
+        row = con.execute("SELECT state FROM jobs WHERE id = ? AND worker IS ? AND state IN"
+                          " (?, ?)", (job_id, worker, *ACTIVE)).fetchone()
+        if row is None:
+            return False
+        con.execute(
+            "UPDATE jobs SET state = ?, slurm_state = COALESCE(?, slurm_state),"
+            " message = COALESCE(?, message), device = COALESCE(?, device),"
+            " phase = COALESCE(?, phase), step = COALESCE(?, step), total = COALESCE(?, total),"
+            " loss = COALESCE(?, loss), eta_s = COALESCE(?, eta_s),"
+            " run_dir = COALESCE(?, run_dir), run_id = COALESCE(?, run_id), heartbeat = ?,"
+            " started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ?"
+            " ELSE started_at END,"
+            " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+            (state, slurm_state, message, device, phase, step, total, loss, eta_s, run_dir,
+             run_id, time.time(), state, now, ended, now, job_id))
+        if row[0] != state:
+            _event(con, job_id, state, worker, message)
+    return True
+
+
+def set_slurm_state(store: Store, job_id: int, slurm_id: str, slurm_state: str) -> bool:
+    """Record what Slurm now says of a job's Slurm attempt ``slurm_id`` (a job that has
+    ended for seedlab can still be completing in Slurm); the job's state is unchanged."""
+    with connect(store) as con:
+        cur = con.execute("UPDATE jobs SET slurm_state = ? WHERE id = ? AND slurm_id = ?",
+                          (slurm_state, job_id, slurm_id))
+        return cur.rowcount == 1
+
+
+# -- the workers table ------------------------------------------------------------------
+def record_worker(store: Store, worker_id: str, pid: int, device: str, state: str,
+                  job_id: int | None = None) -> None:
+    """Insert or update a row of the ``workers`` table (the pool is found again from it)."""
+    host = socket.gethostname()
+    with connect(store) as con:
+        con.execute(
+            "INSERT INTO workers (worker_id, pid, host, device, started_at, heartbeat, state,"
+            " job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET"
+            " heartbeat = excluded.heartbeat, state = excluded.state, job_id = excluded.job_id",
+            (worker_id, pid, host, device, utc_now(), time.time(), state, job_id))
+
+
+def live_workers(store: Store) -> pd.DataFrame:
+    """Workers that have not exited (on this host: whose process still exists)."""
+    with connect(store) as con:
+        rows = con.execute("SELECT worker_id, pid, host, device, started_at, heartbeat, state,"
+                           " job_id FROM workers WHERE state != 'exited' ORDER BY started_at"
+                           ).fetchall()
+    frame = pd.DataFrame(rows, columns=["worker_id", "pid", "host", "device", "started_at",
+                                        "heartbeat", "state", "job_id"])
+    here = socket.gethostname()
+    alive = [h != here or pid_alive(int(p)) for h, p in zip(frame["host"], frame["pid"])]
+    return frame.loc[pd.Series(alive, index=frame.index, dtype=bool)].reset_index(drop=True)
 
 
 # -- users' side -----------------------------------------------------------------------
@@ -319,7 +450,8 @@ def retry(store: Store, job_id: int) -> str:
         if row[0] not in ("failed", "cancelled"):
             return row[0]
         con.execute("UPDATE jobs SET state = 'queued', worker = NULL, finished_at = NULL,"
-                    " attempts = 0, message = ? WHERE id = ?", (f"retried after {row[0]}", job_id))
+                    " attempts = 0, slurm_state = NULL, phase = NULL, message = ? WHERE id = ?",
+                    (f"retried after {row[0]}", job_id))
         _event(con, job_id, "queued", None, f"retried after {row[0]}")
     return "queued"
 

@@ -14,12 +14,17 @@ seed, or an object mapping size to a source (or template). Optional: ``data`` (t
 folder or file), ``warmup`` (fraction of steps), ``max_train_examples``,
 ``max_eval_examples``, ``intermediate_task`` (STILTs) with ``intermediate_data``,
 ``prune`` (``true`` or ``{"threshold": 0.9, "step": 0.1}``), ``weight_decay``.
+
+Only value types live here (no store, no queue): ``runs.plan`` asks the store which jobs
+a grid still needs.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
+import string
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,35 @@ from seedlab import schema
 from seedlab.errors import InputError
 
 DEFAULT_PRUNE = {"threshold": 0.9, "step": 0.1}
+# The only placeholders a model template may hold.
+PLACEHOLDERS = ("size", "pretrain_seed")
+# Fine-tuning seeds seed numpy too, which takes 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
+def fill_template(template: str, *, size: str, pretrain_seed: str) -> str:
+    """``template`` with ``{size}`` and ``{pretrain_seed}`` replaced (``{{``/``}}`` are
+    literal braces). Nothing else is evaluated: any other field, attribute, index,
+    conversion or format spec raises ``ValueError`` saying which."""
+    values = {"size": size, "pretrain_seed": pretrain_seed}
+    parts = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"unbalanced braces in {template!r} ({exc}); write {{{{ and }}}}"
+                         " for literal braces") from exc
+    for literal, name, spec, conversion in parsed:
+        parts.append(literal)
+        if name is None:
+            continue
+        if name not in values or spec or conversion:
+            whole = "{" + name + (f"!{conversion}" if conversion else "") + (
+                f":{spec}" if spec else "") + "}"
+            raise ValueError(f"{whole} in {template!r} is not a placeholder: only {{size}} and"
+                             " {pretrain_seed} are")
+        parts.append(values[name])
+    return "".join(parts)
+
 
 
 @dataclass(frozen=True)
@@ -110,7 +144,12 @@ class GridSpec:
             model = model[size]
         if isinstance(model, list):
             model = model[index]
-        return str(model).format(size=size, pretrain_seed=pretrain_seed)
+        try:
+            return fill_template(str(model), size=size, pretrain_seed=pretrain_seed)
+        except ValueError as exc:
+            raise InputError(self.source, str(exc), field="model",
+                             expected="a model source with at most {size} and"
+                             " {pretrain_seed} placeholders") from exc
 
     def expand(self) -> list[JobSpec]:
         """One JobSpec per size x pretraining seed x fine-tuning seed, in that order."""
@@ -134,6 +173,58 @@ def _listify(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _number(value: Any, kind: type, name: str, source: str) -> float | int:
+    """``value`` as a finite ``kind`` (float or int); an int field takes only whole numbers."""
+    expected = "a finite number" if kind is float else "a whole number"
+    if isinstance(value, bool):
+        raise InputError(source, f"{value!r} is not a number", field=name, expected=expected)
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InputError(source, f"{value!r} is not a number", field=name,
+                         expected=expected) from exc
+    if not math.isfinite(number):
+        raise InputError(source, f"{value!r} is not a finite number", field=name,
+                         expected=expected)
+    if kind is float:
+        return number
+    if isinstance(value, int):
+        return value
+    if not number.is_integer():
+        raise InputError(source, f"{value!r} is not a whole number", field=name,
+                         expected=expected)
+    return int(number)
+
+
+def _seed(value: Any, source: str) -> int:
+    seed = _number(value, int, "finetune_seeds", source)
+    if not 0 <= seed <= MAX_SEED:
+        raise InputError(source, f"seed {value!r} is out of range", field="finetune_seeds",
+                         expected=f"integers from 0 to {MAX_SEED}")
+    return int(seed)
+
+
+def _check_templates(model: Any, sizes: list[str], pretrain: list[str], source: str) -> None:
+    """Every model source (or template) fills for the grid's first cell, so a bad
+    placeholder is refused here, before anything expands."""
+    if isinstance(model, dict):
+        missing = [size for size in sizes if size not in model]
+        if missing:
+            raise InputError(source, f"no model for size {missing[0]!r}", field="model",
+                             expected="an entry for every size")
+    values = list(model.values()) if isinstance(model, dict) else _listify(model)
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(source, f"{value!r} is not a model source", field="model",
+                             expected="a path, hub id or catalogue name")
+        try:
+            fill_template(value, size=sizes[0], pretrain_seed=pretrain[0])
+        except ValueError as exc:
+            raise InputError(source, str(exc), field="model",
+                             expected="a model source with at most {size} and"
+                             " {pretrain_seed} placeholders") from exc
+
+
 def parse_grid(data: dict[str, Any], source: str = "<spec>") -> GridSpec:
     """Validate a grid spec object; errors name the field and what was expected."""
     if not isinstance(data, dict):
@@ -154,24 +245,17 @@ def parse_grid(data: dict[str, Any], source: str = "<spec>") -> GridSpec:
     seeds_raw = data.get("finetune_seeds", data.get("finetune_seed"))
     if seeds_raw in (None, []):
         raise InputError(source, "missing", field="finetune_seeds", expected="a list of integers")
-    try:
-        finetune = [int(s) for s in _listify(seeds_raw)]
-    except (TypeError, ValueError) as exc:
-        raise InputError(source, f"{seeds_raw!r} are not integers", field="finetune_seeds",
-                         expected="a list of integers") from exc
+    finetune = [_seed(s, source) for s in _listify(seeds_raw)]
     model = data["model"]
     if isinstance(model, list) and len(model) != len(pretrain):
         raise InputError(source, f"{len(model)} models for {len(pretrain)} pretraining seeds",
                          field="model",
                          expected="one model, or one model per pretraining seed")
+    _check_templates(model, sizes, pretrain, source)
     options: dict[str, Any] = {}
     for name, kind in _NUMBER_OPTIONS.items():
         if data.get(name) is not None:
-            try:
-                options[name] = kind(data[name])
-            except (TypeError, ValueError) as exc:
-                raise InputError(source, f"{data[name]!r} is not a number", field=name,
-                                 expected=kind.__name__) from exc
+            options[name] = _number(data[name], kind, name, source)
             if options[name] < 0 or (name != "warmup" and name != "weight_decay"
                                      and options[name] == 0):
                 raise InputError(source, f"{data[name]!r} is out of range", field=name,
@@ -180,11 +264,8 @@ def parse_grid(data: dict[str, Any], source: str = "<spec>") -> GridSpec:
         if data.get(name) is not None:
             options[name] = str(data[name])
     epochs = options.get("epochs", 1.0)
-    try:
-        checkpoints = tuple(float(c) for c in _listify(data.get("checkpoints", [epochs])))
-    except (TypeError, ValueError) as exc:
-        raise InputError(source, "checkpoints are not numbers", field="checkpoints",
-                         expected="a list of epochs, fractions allowed") from exc
+    checkpoints = tuple(_number(c, float, "checkpoints", source)
+                        for c in _listify(data.get("checkpoints", [epochs])))
     if not checkpoints or any(c <= 0 or c > epochs + 1e-9 for c in checkpoints):
         raise InputError(source, f"checkpoints {list(checkpoints)} are not within the"
                          f" {epochs} training epochs", field="checkpoints",
@@ -193,10 +274,12 @@ def parse_grid(data: dict[str, Any], source: str = "<spec>") -> GridSpec:
     prune = data.get("prune")
     if prune:
         prune = {**DEFAULT_PRUNE, **(prune if isinstance(prune, dict) else {})}
-        if not (0 < float(prune["threshold"]) <= 1 and 0 < float(prune["step"]) < 1):
+        threshold = _number(prune["threshold"], float, "prune", source)
+        step = _number(prune["step"], float, "prune", source)
+        if not (0 < threshold <= 1 and 0 < step < 1):
             raise InputError(source, f"prune {prune} is out of range", field="prune",
                              expected="threshold in (0, 1], step in (0, 1)")
-        options["prune"] = {"threshold": float(prune["threshold"]), "step": float(prune["step"])}
+        options["prune"] = {"threshold": threshold, "step": step}
     if data.get("kind", "finetune") != "finetune":
         raise InputError(source, f"job kind {data['kind']!r} is not supported", field="kind",
                          expected="finetune")
@@ -215,60 +298,3 @@ def load_grid(path: str | Path) -> GridSpec:
         raise InputError(path, f"not JSON: {exc.msg}", line=exc.lineno,
                          expected="a JSON object") from exc
     return parse_grid(data, str(path))
-
-
-def existing_keys(store: Any, task: str) -> set[tuple[str, str, str, int]]:
-    """Keys (task, size, pretrain_seed, finetune_seed) of the runs the store already has."""
-    runs = store.runs(task=task)
-    return {(task, str(r.size), str(r.pretrain_seed), int(r.finetune_seed))
-            for r in runs.itertuples()}
-
-
-def missing_jobs(store: Any, grid: GridSpec | dict) -> list[JobSpec]:
-    """The jobs of ``grid`` whose predictions are not in the store yet.
-
-    ``grid`` may be a ``GridSpec`` or a spec object (as in a spec file). Jobs already
-    queued or running are not skipped here; ``queue.submit`` skips those."""
-    if isinstance(grid, dict):
-        grid = parse_grid(grid)
-    have = existing_keys(store, grid.task)
-    return [job for job in grid.expand() if job.key not in have]
-
-
-def relaunch_jobs(store: Any, task: str,
-                  keys: list[tuple[str, str, int]]) -> tuple[list[JobSpec], list[str]]:
-    """Jobs that fill the missing ``(size, pretrain_seed, finetune_seed)`` cells of a task's
-    coverage grid, following the recipe of runs seedlab already made.
-
-    A missing cell is filled from a run of the same task, size and pretraining seed that a
-    seedlab job produced: its job spec (model, data, hyperparameters) with the missing
-    fine-tuning seed. Cells without such a run (imported predictions carry no recipe) are
-    returned as plain-words reasons instead. Returns ``(jobs, reasons)``.
-    """
-    from dataclasses import replace
-
-    from seedlab.runs import queue
-
-    runs = store.runs(task=task)
-    recipes: dict[tuple[str, str], JobSpec] = {}
-    for run in runs.itertuples(index=False):
-        if run.source != "seedlab-run" or (run.size, run.pretrain_seed) in recipes:
-            continue
-        job_id = json.loads(run.provenance or "{}").get("job_id")
-        if job_id is None:
-            continue
-        try:
-            recipes[(run.size, run.pretrain_seed)] = queue.get(store, int(job_id)).spec
-        except KeyError:
-            continue
-    jobs, reasons = [], []
-    for size, pretrain_seed, finetune_seed in keys:
-        recipe = recipes.get((size, str(pretrain_seed)))
-        if recipe is None:
-            reasons.append(f"{size} / pretraining seed {pretrain_seed} / fine-tuning seed"
-                           f" {finetune_seed}: no seedlab-made run of this size and pretraining"
-                           " seed to copy the model and hyperparameters from (start it from"
-                           " the Runs page)")
-            continue
-        jobs.append(replace(recipe, finetune_seed=int(finetune_seed)))
-    return jobs, reasons

@@ -10,17 +10,18 @@ jobs whose workers died (``queue.reap_stale``) before it claims the next one.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 import threading
 import time
 import traceback
 from dataclasses import dataclass
 
-import pandas as pd
-
 from seedlab.errors import SeedlabError
 from seedlab.runs import queue, trainer
-from seedlab.store import Store, utc_now
+from seedlab.runs.queue import record_worker
+from seedlab.store import Store
 
 
 @dataclass
@@ -43,29 +44,35 @@ def worker_id_for(device: str, pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid or os.getpid()}:{device}"
 
 
-def record_worker(store: Store, worker_id: str, pid: int, device: str, state: str,
-                  job_id: int | None = None) -> None:
-    """Insert or update a row of the ``workers`` table (the pool is found again from it)."""
-    host = socket.gethostname()
-    with queue.connect(store) as con:
-        con.execute(
-            "INSERT INTO workers (worker_id, pid, host, device, started_at, heartbeat, state,"
-            " job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET"
-            " heartbeat = excluded.heartbeat, state = excluded.state, job_id = excluded.job_id",
-            (worker_id, pid, host, device, utc_now(), time.time(), state, job_id))
+_JOB_TEMP = re.compile(r"^\.tmp-job(\d+)-")
 
 
-def live_workers(store: Store) -> pd.DataFrame:
-    """Workers that have not exited (on this host: whose process still exists)."""
-    with queue.connect(store) as con:
-        rows = con.execute("SELECT worker_id, pid, host, device, started_at, heartbeat, state,"
-                           " job_id FROM workers WHERE state != 'exited' ORDER BY started_at"
-                           ).fetchall()
-    frame = pd.DataFrame(rows, columns=["worker_id", "pid", "host", "device", "started_at",
-                                        "heartbeat", "state", "job_id"])
-    here = socket.gethostname()
-    alive = [h != here or queue._pid_alive(int(p)) for h, p in zip(frame["host"], frame["pid"])]
-    return frame.loc[pd.Series(alive, index=frame.index, dtype=bool)].reset_index(drop=True)
+def sweep_job_temps(store: Store) -> list[str]:
+    """Remove the half-written run folders (``runs/.tmp-job<id>-*``) of jobs that have
+    ended (finished, failed, cancelled): a worker killed mid-job leaves one, and a job
+    that then fails for good is never run again to clean it. Folders of queued or
+    running jobs are left alone. Returns the names removed."""
+    root = trainer.runs_root(store)
+    if not root.is_dir():
+        return []
+    temps = [p for p in root.iterdir() if _JOB_TEMP.match(p.name) and p.is_dir()]
+    if not temps:
+        return []
+    ended = set(queue.jobs(store, state=("finished", "failed", "cancelled"))["id"].astype(int))
+    removed = []
+    for path in temps:
+        if int(_JOB_TEMP.match(path.name).group(1)) in ended:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
+
+
+def reap(store: Store, stale_s: float = 120.0, max_attempts: int = 3) -> list[tuple[int, str]]:
+    """``queue.reap_stale`` and then ``sweep_job_temps``: what every reader of the queue
+    that may find dead workers (a worker, ``runs list``, the Runs page) calls."""
+    changed = queue.reap_stale(store, stale_s, max_attempts)
+    sweep_job_temps(store)
+    return changed
 
 
 class Worker:
@@ -86,7 +93,7 @@ class Worker:
         idle_since = time.time()
         try:
             while True:
-                queue.reap_stale(self.store, cfg.stale_s, cfg.max_attempts)
+                reap(self.store, cfg.stale_s, cfg.max_attempts)
                 job = queue.claim(self.store, self.id, cfg.device)
                 if job is None:
                     if cfg.once:

@@ -5,7 +5,7 @@ Definitions: ../shared/docs/statistics.md. Arrays come from ``Store.arrays(...)`
 """
 
 from .agreement import agreement_matrix, agreement_summary, flatten_runs, flip_rate, kappa_matrix
-from .bootstrap import metric_values, multibootstrap, multibootstrap_loop
+from .bootstrap import metric_values, multibootstrap
 from .datamap import REGIONS, seed_data_map
 from .decay import (
     DecayResult,
@@ -65,7 +65,6 @@ __all__ = [
     "mask_jaccard",
     "metric_values",
     "multibootstrap",
-    "multibootstrap_loop",
     "pairwise_jaccard",
     "random_jaccard",
     "seed_data_map",

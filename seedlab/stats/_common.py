@@ -20,6 +20,63 @@ def as_float_array(x: object, name: str, ndims: tuple[int, ...]) -> np.ndarray:
     return arr
 
 
+_ONE_BITS = np.array(1.0).view(np.uint64)[()]  # the bits of 1.0 as an unsigned integer
+
+
+def scores_array(x: object, name: str, ndims: tuple[int, ...], *,
+                 keep_integers: bool = False) -> np.ndarray:
+    """``x`` checked as scores: 0/1 correctness or probabilities in [0, 1].
+
+    The shape must have one of ``ndims`` dimensions; NaN (a missing run) and values
+    outside [0, 1] raise ValueError saying what was found. The check is one ``max`` over
+    the array's bits read as unsigned integers: for float64, every value in [+0, 1] has
+    bits at most those of 1.0, while negative values (sign bit set), values above 1 and
+    NaN all read larger. Only then are the exact minimum and maximum taken, to tell -0.0
+    (allowed) from real errors and to describe them.
+
+    Returns:
+      float64 array, or with ``keep_integers`` an integer or bool input as it is (its
+      values are then in {0, 1}).
+    """
+    arr = np.asarray(x)
+    if not (keep_integers and arr.dtype.kind in "biu"):
+        arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim not in ndims:
+        dims = " or ".join(f"{d}-D" for d in ndims)
+        raise ValueError(f"{name}: expected a {dims} array, got shape {arr.shape}")
+    if arr.size == 0 or arr.dtype.kind == "b":
+        return arr
+    bits = arr.view(np.uint64 if arr.dtype == np.float64 else f"u{arr.dtype.itemsize}")
+    if bits.max() <= (_ONE_BITS if arr.dtype == np.float64 else 1):
+        return arr
+    low, high = arr.min(), arr.max()
+    if np.isnan(low) or np.isnan(high):
+        as_float_array(arr, name, ndims)  # raises, naming the first NaN
+    if low < 0 or high > 1:
+        raise ValueError(f"{name}: scores must be 0/1 correctness or probabilities in"
+                         f" [0, 1]; {describe_out_of_range(arr)}")
+    return arr
+
+
+def describe_out_of_range(arr: np.ndarray) -> str:
+    """What lies outside [0, 1] in ``arr``: the values (up to five), how many cells, the
+    first index, and a guess at the cause. Only called on the failure path."""
+    bad = (arr < 0) | (arr > 1)
+    values, counts = np.unique(arr[bad], return_counts=True)
+    shown = ", ".join(f"{v:.10g} at {c} cell{'s' if c > 1 else ''}"
+                      for v, c in zip(values[:5].tolist(), counts[:5].tolist()))
+    if values.size > 5:
+        shown += f" and {values.size - 5} more distinct values"
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    if values.size == 1 and values[0] == -1:
+        hint = "the store's code for a missing cell? select complete seeds first"
+    elif np.all(values == np.round(values)) and values.min() >= 0:
+        hint = "class ids passed instead of correctness or gold-label probabilities?"
+    else:
+        hint = "expected 0/1 correctness or gold-label probabilities"
+    return f"found values {shown} (first at index {first}): {hint}"
+
+
 def require_axis(arr: np.ndarray, axis: int, minimum: int, name: str, what: str) -> None:
     """Raise ValueError if ``arr.shape[axis] < minimum``."""
     if arr.shape[axis] < minimum:

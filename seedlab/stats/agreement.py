@@ -82,7 +82,11 @@ def kappa_matrix(preds: np.ndarray, agreement: np.ndarray | None = None) -> np.n
 
     ``kappa = (p_o - p_e) / (1 - p_e)`` with ``p_o`` the agreement and
     ``p_e = sum_k share_r(k) share_s(k)``. Where ``p_e == 1`` (both runs predict one and
-    the same class everywhere) kappa is undefined and set to NaN.
+    the same class everywhere) kappa is undefined and set to NaN. Shares are counts over
+    N, so ``1 - p_e`` is either 0 or at least ``1 / (K N)`` for K classes: NaN is set only
+    where ``1 - p_e < 1 / (2 K N)``, which float rounding cannot reach, so two nearly
+    constant runs keep their kappa (e.g. about 0.667 at N = 1e6 for runs that predict
+    class 1 on 1 and on 2 of the instances, otherwise 0).
 
     Args:
       preds: predicted class indices ``(R, N)``.
@@ -101,7 +105,7 @@ def kappa_matrix(preds: np.ndarray, agreement: np.ndarray | None = None) -> np.n
     expected = shares @ shares.T
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = (observed - expected) / (1.0 - expected)
-    kappa[np.isclose(expected, 1.0)] = np.nan
+    kappa[1.0 - expected < 0.5 / (n_classes * arr.shape[1])] = np.nan
     return kappa
 
 

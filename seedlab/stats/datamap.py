@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._common import as_float_array
+from ._common import scores_array
 
 REGIONS = ("easy", "ambiguous", "hard")
 
@@ -28,12 +28,12 @@ def seed_data_map(p_correct: np.ndarray, correct: np.ndarray | None = None, *,
       correctness), ``region``: ``ambiguous`` where variability >= variability_threshold,
       else ``easy`` where confidence >= confidence_threshold, else ``hard``.
     """
-    prob = as_float_array(p_correct, "seed_data_map: p_correct", (1, 2, 3, 4))
+    prob = scores_array(p_correct, "seed_data_map: p_correct", (1, 2, 3, 4))
     flat = prob.reshape(prob.shape[0], -1)
     if correct is None:
         hits = flat > 0.5
     else:
-        corr = as_float_array(correct, "seed_data_map: correct", (1, 2, 3, 4))
+        corr = scores_array(correct, "seed_data_map: correct", (1, 2, 3, 4))
         if corr.shape != prob.shape:
             raise ValueError(f"seed_data_map: correct has shape {corr.shape}, p_correct"
                              f" {prob.shape}")

@@ -15,7 +15,7 @@ from math import comb
 import numpy as np
 import pandas as pd
 
-from ._common import as_float_array, require_axis
+from ._common import require_axis, scores_array
 
 N_BINS = 200
 # Grid point of bin j: its upper edge, so that CDF[j] is the share of values <= GRID[j]
@@ -31,11 +31,16 @@ class DecayResult:
 
     Attributes:
       decaying, improving: the two lower bounds (shares of the N instances).
-      diff: ``(N,)`` observed difference ``acc_L - acc_S``.
+      diff: ``(N,)`` observed difference ``acc_L - acc_S`` over the seeds the comparison
+        uses (every seed for even P; all but ``baseline_left_out`` for odd P).
       baseline: ``(N,)`` the random-seed baseline difference ``b``.
       cdf_diff, cdf_baseline: ``(200,)`` empirical CDFs of ``diff`` and ``baseline``.
       grid: ``(200,)`` the value t at which each CDF entry is taken (bin upper edges).
       decaying_any_t, improving_any_t: the same maxima taken over every t of the grid.
+      baseline_seeds_a, baseline_seeds_b: positions (along the P axis) of the pretraining
+        seeds in the baseline's first half H1 and second half H2 (equal sizes).
+      baseline_left_out: for odd P, the position of the seed left out of the comparison
+        (of ``diff`` and ``baseline`` both), else None.
     """
 
     decaying: float
@@ -47,19 +52,38 @@ class DecayResult:
     grid: np.ndarray
     decaying_any_t: float
     improving_any_t: float
+    baseline_seeds_a: tuple[int, ...] = ()
+    baseline_seeds_b: tuple[int, ...] = ()
+    baseline_left_out: int | None = None
 
     @property
     def n_instances(self) -> int:
         return int(self.diff.shape[0])
 
 
-def _pair(small: np.ndarray, large: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
-    s = as_float_array(small, f"{where}: small", (3,))
-    big = as_float_array(large, f"{where}: large", (3,))
+def _decay_iv(small: np.ndarray, large: np.ndarray, left_out: int | None, where: str
+              ) -> tuple[np.ndarray, np.ndarray, list[int], int | None]:
+    """Input checks of ``decay_bounds``: two (N, P, F) score arrays in [0, 1] of the same
+    shape, P >= 2, and ``left_out`` a seed position (odd P only). Returns the arrays, the
+    positions of the seeds used and the position left out (None for even P)."""
+    s = scores_array(small, f"{where}: small", (3,))
+    big = scores_array(large, f"{where}: large", (3,))
     if s.shape != big.shape:
         raise ValueError(f"{where}: small and large must have the same (N, P, F) shape and"
                          f" seeds, got {s.shape} and {big.shape}")
-    return s, big
+    require_axis(s, 1, 2, f"{where}: small", "pretraining seeds")
+    n_pre = s.shape[1]
+    if n_pre % 2 == 0:
+        if left_out is not None:
+            raise ValueError(f"{where}: left_out is for an odd number of pretraining seeds;"
+                             f" P = {n_pre} splits into equal halves as it is")
+        return s, big, list(range(n_pre)), None
+    left = n_pre - 1 if left_out is None else int(left_out)
+    if not -n_pre <= left < n_pre:
+        raise ValueError(f"{where}: left_out must be a seed position in [0, {n_pre}),"
+                         f" got {left_out}")
+    left %= n_pre
+    return s, big, [p for p in range(n_pre) if p != left], left
 
 
 def empirical_cdf(values: np.ndarray) -> np.ndarray:
@@ -74,31 +98,40 @@ def empirical_cdf(values: np.ndarray) -> np.ndarray:
     return np.cumsum(counts) / max(v.shape[0], 1)
 
 
-def decay_bounds(small: np.ndarray, large: np.ndarray) -> DecayResult:
+def decay_bounds(small: np.ndarray, large: np.ndarray, *,
+                 left_out: int | None = None) -> DecayResult:
     """Lower bounds on the share of decaying and improving instances (statistics.md 5).
 
     Args:
       small, large: correctness ``(N, P, F)`` of the smaller and the larger size, same
         seeds in the same order; P >= 2.
+      left_out: for odd P, the position of the pretraining seed left out (default: the
+        last); an error for even P.
 
     Returns:
       ``DecayResult``. ``diff = acc_L - acc_S``; ``baseline = (mean_H2 S + mean_H2 L)/2 -
-      (mean_H1 S + mean_H1 L)/2`` with H1 the first ``P // 2`` pretraining seeds and H2
-      the rest. ``decaying = max_t (CDF_d(t) - CDF_b(t))`` over the grid points t < 0 and
-      ``improving = max_t (CDF_b(t) - CDF_d(t))`` over t >= 0: a decaying instance has
-      d < 0, and restricting t to that side keeps the bound at 0 when d has less spread
-      than b (the same runs for both sizes give exactly 0). ``decaying_any_t`` and
+      (mean_H1 S + mean_H1 L)/2`` with H1 the first half of the seeds and H2 the second,
+      by position. The halves have equal sizes, so ``b`` and ``d`` both compare two
+      groups of the same number of runs, on the same grid of values: for odd P one seed
+      is left out of both (``baseline_left_out``). Halves of P // 2 and P - P // 2 seeds
+      put ``b`` on another grid with another variance and give a spurious bound under a
+      null (about 0.07 for P = 3; docs/stats.md has the figures). ``decaying =
+      max_t (CDF_d(t) - CDF_b(t))`` over the grid points t < 0 and ``improving =
+      max_t (CDF_b(t) - CDF_d(t))`` over t >= 0: a decaying instance has d < 0, and
+      restricting t to that side keeps the bound at 0 when d has less spread than b (the
+      same runs for both sizes give exactly 0). ``decaying_any_t`` and
       ``improving_any_t`` hold the maxima over every t.
     """
-    s, big = _pair(small, large, "decay_bounds")
-    require_axis(s, 1, 2, "decay_bounds: small", "pretraining seeds")
-    acc_s = s.mean(axis=(1, 2))
-    acc_l = big.mean(axis=(1, 2))
-    diff = acc_l - acc_s
-    half = s.shape[1] // 2
-    first = (s[:, :half].mean(axis=(1, 2)) + big[:, :half].mean(axis=(1, 2))) / 2
-    second = (s[:, half:].mean(axis=(1, 2)) + big[:, half:].mean(axis=(1, 2))) / 2
-    baseline = second - first
+    s, big, used, left = _decay_iv(small, large, left_out, "decay_bounds")
+    n_fine = s.shape[2]
+    # Per-seed sums over fine-tuning seeds: the only pass over the inputs.
+    sum_s, sum_l = _finetune_sums(s), _finetune_sums(big)  # (N, P)
+    if left is not None:
+        sum_s, sum_l = sum_s[:, used], sum_l[:, used]
+    n_used, half = len(used), len(used) // 2
+    diff = (sum_l.sum(axis=1) - sum_s.sum(axis=1)) / (n_used * n_fine)
+    both = sum_s + sum_l
+    baseline = (both[:, half:].sum(axis=1) - both[:, :half].sum(axis=1)) / (2 * half * n_fine)
     cdf_d = empirical_cdf(diff)
     cdf_b = empirical_cdf(baseline)
     gap = cdf_d - cdf_b
@@ -108,30 +141,84 @@ def decay_bounds(small: np.ndarray, large: np.ndarray) -> DecayResult:
         diff=diff, baseline=baseline, cdf_diff=cdf_d, cdf_baseline=cdf_b, grid=GRID.copy(),
         decaying_any_t=float(max(0.0, gap.max())),
         improving_any_t=float(max(0.0, (-gap).max())),
+        baseline_seeds_a=tuple(used[:half]), baseline_seeds_b=tuple(used[half:]),
+        baseline_left_out=left,
     )
 
 
-def ensemble_correct(scores: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+def _finetune_sums(c: np.ndarray) -> np.ndarray:
+    """``(N, P)`` sums over the (short) fine-tuning axis of ``c (N, P, F)``, one slice at
+    a time (numpy's reductions over a short last axis are slow)."""
+    out = c[:, :, 0].copy()
+    for f in range(1, c.shape[2]):
+        out += c[:, :, f]
+    return out
+
+
+def ensemble_correct(scores: np.ndarray, labels: np.ndarray | None = None, *,
+                     n_classes: int | None = None) -> np.ndarray:
     """Whether each pretraining seed's fine-tuning ensemble is correct.
 
+    The ensemble's answer is the argmax of its class probabilities averaged over
+    fine-tuning seeds (as ``dump_correctness.py`` does). Only for 2 classes is that the
+    same as "mean gold-label probability > 0.5", so gold-only scores are refused for a
+    task with more labels.
+
     Args:
-      scores: gold-label probability or 0/1 correctness ``(N, P, F)``: the ensemble is
-        correct where the mean over fine-tuning seeds is > 0.5 (a tie is not correct);
-        or full class probabilities ``(N, P, F, K)`` with ``labels (N,)``: correct where
-        the argmax of the mean probabilities is the gold label.
+      scores: either class probabilities ``(N, P, F, L)`` (L classes, each in [0, 1]) with
+        ``labels (N,)`` in ``[0, L)``: correct where the argmax of the mean over F is the
+        gold label (a tie goes to the lowest class id, as ``argmax``); or, for a 2-class
+        task only, gold-label probabilities or 0/1 correctness ``(N, P, F)``: correct
+        where the mean over F is > 0.5 (a tie is not correct).
+      labels: ``(N,)`` gold class ids; needed with class probabilities. With ``(N, P, F)``
+        scores, labels above 1 (a task with more than 2 labels) are refused.
+      n_classes: the task's number of labels, when known; above 2 refuses ``(N, P, F)``
+        scores, and with class probabilities it must equal L.
 
     Returns:
       ``(N, P)`` bool.
     """
-    arr = as_float_array(scores, "ensemble_correct: scores", (3, 4))
+    arr, gold = _ensemble_iv(scores, labels, n_classes)
     if arr.ndim == 3:
         return arr.mean(axis=2) > 0.5
-    if labels is None:
-        raise ValueError("ensemble_correct: full class probabilities (N, P, F, K) need labels")
-    gold = np.asarray(labels)
-    if gold.shape != (arr.shape[0],):
-        raise ValueError(f"ensemble_correct: labels must have shape ({arr.shape[0]},)")
     return arr.mean(axis=2).argmax(axis=2) == gold[:, None]
+
+
+def _ensemble_iv(scores: np.ndarray, labels: np.ndarray | None, n_classes: int | None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Input checks of ``ensemble_correct`` (see there)."""
+    where = "ensemble_correct"
+    arr = scores_array(scores, f"{where}: scores", (3, 4))
+    gold = None if labels is None else np.asarray(labels)
+    if gold is not None:
+        if gold.shape != (arr.shape[0],) or gold.dtype.kind not in "biuf":
+            raise ValueError(f"{where}: labels must be ({arr.shape[0]},) class ids, got"
+                             f" shape {gold.shape}")
+        if gold.size and (gold.min() < 0 or np.any(gold != np.round(gold))):
+            raise ValueError(f"{where}: labels must be class ids >= 0 (a -1 is a missing"
+                             f" label: drop those instances first)")
+        gold = gold.astype(np.int64)
+    if arr.ndim == 3:
+        seen = None if gold is None or not gold.size else int(gold.max()) + 1
+        many = max(n_classes or 0, seen or 0)
+        if many > 2:
+            raise ValueError(
+                f"{where}: gold-label probabilities or correctness (N, P, F) decide an"
+                f" ensemble only for a 2-class task; this one has {many} labels, where the"
+                " ensemble's answer is the argmax of its mean class probabilities and a"
+                " mean gold probability below 0.5 can still be the argmax: pass the class"
+                " probabilities (N, P, F, L) with labels")
+        return arr, gold
+    n_labels = arr.shape[3]
+    if gold is None:
+        raise ValueError(f"{where}: full class probabilities (N, P, F, L) need labels")
+    if n_classes is not None and n_classes != n_labels:
+        raise ValueError(f"{where}: n_classes = {n_classes} but the class probabilities"
+                         f" have L = {n_labels} classes (axis 3)")
+    if gold.size and gold.max() >= n_labels:
+        raise ValueError(f"{where}: label {int(gold.max())} is not a class of the"
+                         f" probabilities (L = {n_labels})")
+    return arr, gold
 
 
 def fisher_pvalues(a: np.ndarray, b: np.ndarray, m: int) -> np.ndarray:
@@ -179,16 +266,16 @@ def bh_adjust(pvalues: np.ndarray) -> np.ndarray:
 
 
 def bh_details(small: np.ndarray, large: np.ndarray, *, labels: np.ndarray | None = None,
-               qs: np.ndarray | None = None) -> dict:
-    """The Benjamini-Hochberg comparison behind ``bh_bound``.
+               qs: np.ndarray | None = None, n_classes: int | None = None) -> dict:
+    """The Benjamini-Hochberg comparison behind ``bh_bound`` (arguments as there).
 
     Returns:
       ``{"bound", "q" (the FDR level attaining it), "qs" (Q,), "discoveries" (Q,),
       "pvalues" (N,), "a" (N,), "b" (N,), "m"}``: ``a``/``b`` are the numbers of
       pretraining seeds whose fine-tuning ensemble is correct for the small / large size.
     """
-    small_ok = ensemble_correct(small, labels)
-    large_ok = ensemble_correct(large, labels)
+    small_ok = ensemble_correct(small, labels, n_classes=n_classes)
+    large_ok = ensemble_correct(large, labels, n_classes=n_classes)
     if small_ok.shape != large_ok.shape:
         raise ValueError(f"bh_bound: small and large shapes differ: {small_ok.shape} vs"
                          f" {large_ok.shape}")
@@ -206,7 +293,7 @@ def bh_details(small: np.ndarray, large: np.ndarray, *, labels: np.ndarray | Non
 
 
 def bh_bound(small: np.ndarray, large: np.ndarray, *, labels: np.ndarray | None = None,
-             qs: np.ndarray | None = None) -> float:
+             qs: np.ndarray | None = None, n_classes: int | None = None) -> float:
     """Benjamini-Hochberg lower bound on the share of decaying instances.
 
     For each instance, a one-sided Fisher exact test on ``[[a, M - a], [b, M - b]]``
@@ -215,24 +302,33 @@ def bh_bound(small: np.ndarray, large: np.ndarray, *, labels: np.ndarray | None 
     q in ``qs`` (default 0.01 .. 0.99), ``k_q`` = number of step-up BH discoveries.
 
     Args:
-      small, large: ``(N, P, F)`` gold-label probabilities or correctness, or
-        ``(N, P, F, K)`` class probabilities with ``labels (N,)``.
+      small, large: ``(N, P, F, L)`` class probabilities with ``labels (N,)``, or for a
+        2-class task ``(N, P, F)`` gold-label probabilities or correctness (refused for
+        more labels: see ``ensemble_correct``).
+      labels: ``(N,)`` gold class ids.
+      qs: FDR levels (default 0.01 .. 0.99).
+      n_classes: the task's number of labels (refuses gold-only input above 2).
 
     Returns:
       ``max_q (k_q / N) (1 - q)``.
     """
-    return bh_details(small, large, labels=labels, qs=qs)["bound"]
+    return bh_details(small, large, labels=labels, qs=qs, n_classes=n_classes)["bound"]
 
 
 def instance_difference_correlation(acc1: np.ndarray, acc2: np.ndarray, acc3: np.ndarray,
-                                    width: float = 0.1) -> pd.DataFrame:
+                                    width: float = 0.1, *,
+                                    checkpoint: int | None = None) -> pd.DataFrame:
     """Correlation of consecutive instance-level accuracy differences ("momentum").
 
     Args:
       acc1, acc2, acc3: instance accuracy ``(N,)`` of sizes s1 < s2 < s3, or correctness
-        arrays ``(N, ...)`` (averaged over all axes after the first).
+        ``(N, R)`` or ``(N, P, F)`` (averaged over the axes after the first), or
+        ``(N, P, F, E)`` with ``checkpoint``; all in [0, 1].
       width: bucket width of ``acc2``; buckets ``[t, t + width)`` for t = 0, width, ...
         below 1 (so ``acc2 == 1`` is in no bucket).
+      checkpoint: for 4-D input, the checkpoint index to use (e.g. -1, the last);
+        without it 4-D input is refused rather than averaged over checkpoints (the
+        contract's accuracies are at one checkpoint).
 
     Returns:
       DataFrame, one row per bucket: ``bucket`` (t), ``n``, ``pearson``, ``pearson_p``,
@@ -241,15 +337,8 @@ def instance_difference_correlation(acc1: np.ndarray, acc2: np.ndarray, acc3: np
     """
     from scipy import stats as sps
 
-    accs = []
-    for name, acc in (("acc1", acc1), ("acc2", acc2), ("acc3", acc3)):
-        arr = as_float_array(acc, f"instance_difference_correlation: {name}",
-                             (1, 2, 3, 4))
-        accs.append(arr.reshape(arr.shape[0], -1).mean(axis=1))
+    accs = _momentum_iv(acc1, acc2, acc3, checkpoint)
     a1, a2, a3 = accs
-    if not a1.shape == a2.shape == a3.shape:
-        raise ValueError("instance_difference_correlation: the three sizes must have the"
-                         " same instances")
     prev, nxt = a2 - a1, a3 - a2
     n_buckets = round(1.0 / width)
     bucket = np.floor(np.round(a2 / width, 9)).astype(np.int64)
@@ -266,3 +355,26 @@ def instance_difference_correlation(acc1: np.ndarray, acc2: np.ndarray, acc3: np
                        spearman=float(sr.statistic), spearman_p=float(sr.pvalue))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _momentum_iv(acc1: np.ndarray, acc2: np.ndarray, acc3: np.ndarray,
+                 checkpoint: int | None) -> list[np.ndarray]:
+    """Input checks of ``instance_difference_correlation``; the three ``(N,)`` accuracies."""
+    where = "instance_difference_correlation"
+    accs = []
+    for name, acc in (("acc1", acc1), ("acc2", acc2), ("acc3", acc3)):
+        arr = scores_array(acc, f"{where}: {name}", (1, 2, 3, 4))
+        if arr.ndim == 4:
+            if checkpoint is None:
+                raise ValueError(
+                    f"{where}: {name} is 4-D {arr.shape}, with checkpoints: pass"
+                    " checkpoint= (e.g. -1, the last) instead of averaging over them")
+            if not -arr.shape[3] <= checkpoint < arr.shape[3]:
+                raise ValueError(f"{where}: checkpoint {checkpoint} is not an index of the"
+                                 f" {arr.shape[3]} checkpoints of {name}")
+            arr = arr[..., checkpoint]
+        accs.append(arr.reshape(arr.shape[0], -1).mean(axis=1))
+    if not accs[0].shape == accs[1].shape == accs[2].shape:
+        raise ValueError(f"{where}: the three sizes must have the same instances, got"
+                         f" {accs[0].shape[0]}, {accs[1].shape[0]} and {accs[2].shape[0]}")
+    return accs

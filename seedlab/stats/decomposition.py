@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._common import as_float_array, make_rng, percentile_interval, require_axis
+from ._common import make_rng, percentile_interval, require_axis, scores_array
 
 COMPONENTS = ("loss", "bias2", "var_pretrain", "var_finetune", "var_checkpoint")
 
@@ -76,9 +76,7 @@ def decompose(x: np.ndarray) -> Decomposition:
       ``var_pretrain = s2_p(cbar_p) - mean_p[mean_f s2_e / (E F) + vf_p / F]``;
       ``bias2 = loss`` minus the variance terms.
     """
-    c = _scores(x, "decompose: x", (3, 4))
-    require_axis(c, 1, 2, "decompose: x", "pretraining seeds")
-    require_axis(c, 2, 2, "decompose: x", "fine-tuning seeds")
+    c = _decompose_iv(x)
     n_pre, n_fine = c.shape[1], c.shape[2]
     if c.ndim == 3:
         # Sums and sums of squares over fine-tuning seeds are the only passes over the input.
@@ -91,7 +89,6 @@ def decompose(x: np.ndarray) -> Decomposition:
         bias2 = loss - var_pretrain - var_finetune
         return Decomposition(loss, bias2, var_pretrain, var_finetune, None, n_pre, n_fine)
 
-    require_axis(c, 3, 2, "decompose: x", "checkpoints")
     n_ckpt = c.shape[3]
     # Sums and sums of squares over checkpoints are the only passes over the full array.
     sum_e, sumsq_e = _last_axis_sums(c)  # (N, P, F), float64
@@ -109,15 +106,16 @@ def decompose(x: np.ndarray) -> Decomposition:
                          n_pre, n_fine, n_ckpt)
 
 
-def _scores(x: np.ndarray, name: str, ndims: tuple[int, ...]) -> np.ndarray:
-    """Integer and bool scores as they are (they cannot be NaN), others as float64 checked
-    for NaN."""
-    arr = np.asarray(x)
-    if arr.dtype.kind in "biu":
-        if arr.ndim not in ndims:
-            return as_float_array(arr, name, ndims)  # raises with the shape message
-        return arr
-    return as_float_array(arr, name, ndims)
+def _decompose_iv(x: np.ndarray) -> np.ndarray:
+    """Input checks of ``decompose``: 3-D or 4-D scores in [0, 1], no NaN, at least two
+    seeds (and checkpoints) on each axis. Integer and bool scores are kept as they are
+    (then 0/1: the sums over the last axis need no squares)."""
+    c = scores_array(x, "decompose: x", (3, 4), keep_integers=True)
+    require_axis(c, 1, 2, "decompose: x", "pretraining seeds")
+    require_axis(c, 2, 2, "decompose: x", "fine-tuning seeds")
+    if c.ndim == 4:
+        require_axis(c, 3, 2, "decompose: x", "checkpoints")
+    return c
 
 
 def _last_axis_sums(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +125,7 @@ def _last_axis_sums(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     0/1 scores the sum of squares is the sum.
     """
     sums = np.zeros(c.shape[:-1])
-    binary = c.dtype.kind in "biu" and c.size and c.min() >= 0 and c.max() <= 1
+    binary = c.dtype.kind in "biu"  # integer scores passed the check: they are 0/1
     sumsq = None if binary else np.zeros(c.shape[:-1])
     for e in range(c.shape[-1]):
         part = c[..., e]
@@ -265,16 +263,15 @@ def within_across(c: np.ndarray) -> tuple[float, float]:
     seeds (statistics.md section 3).
 
     Args:
-      c: correctness ``(N, P, F)``; needs P >= 2, F >= 2, no NaN.
+      c: correctness ``(N, P, F)`` (0/1; probabilities in [0, 1] are accepted too);
+        needs P >= 2, F >= 2, no NaN.
 
     Returns:
       ``(within, across)``: within = mean over p and fine-tuning pairs a < b of
       ``mean_i |c[i,p,a] - c[i,p,b]|``; across = mean over pretraining pairs a < b and all
       fine-tuning seeds (d, e) of ``mean_i |c[i,a,d] - c[i,b,e]|``.
     """
-    arr = as_float_array(c, "within_across: c", (3,))
-    require_axis(arr, 1, 2, "within_across: c", "pretraining seeds")
-    require_axis(arr, 2, 2, "within_across: c", "fine-tuning seeds")
+    arr = _within_across_iv(c)
     n, n_pre, n_fine = arr.shape
     dist = _mean_abs_distance(arr.reshape(n, n_pre * n_fine)).reshape(n_pre, n_fine,
                                                                       n_pre, n_fine)
@@ -283,6 +280,14 @@ def within_across(c: np.ndarray) -> tuple[float, float]:
     other = ~np.eye(n_pre, dtype=bool)[:, None, :, None] & np.ones((1, n_fine, 1, n_fine), bool)
     # Both sets are symmetric, so the mean over ordered pairs equals that over a < b.
     return float(dist[same].mean()), float(dist[other].mean())
+
+
+def _within_across_iv(c: np.ndarray) -> np.ndarray:
+    """Input checks of ``within_across``: 3-D scores in [0, 1], P >= 2, F >= 2."""
+    arr = scores_array(c, "within_across: c", (3,))
+    require_axis(arr, 1, 2, "within_across: c", "pretraining seeds")
+    require_axis(arr, 2, 2, "within_across: c", "fine-tuning seeds")
+    return arr
 
 
 def _mean_abs_distance(x: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._common import as_float_array
+from ._common import scores_array
 
 DISAGREE = {"wrong"}
 AGREE = {"correct", "reasonable"}
@@ -70,7 +70,7 @@ def label_issues(p_correct: np.ndarray, pred: np.ndarray, labels: np.ndarray,
       ``annotator_disagrees`` (True / False / None), ``score = 1 - self_confidence``
       (higher: more likely a label issue); sorted by score, highest first.
     """
-    prob = as_float_array(p_correct, "label_issues: p_correct", (1, 2, 3, 4))
+    prob = scores_array(p_correct, "label_issues: p_correct", (1, 2, 3, 4))
     n = prob.shape[0]
     pr = np.asarray(pred)
     if pr.shape != prob.shape:

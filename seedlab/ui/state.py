@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
 
-from seedlab.home import default_home
+from seedlab.store import default_home
 
 # Query parameter names of the shared selection.
 HOME, TASK, SIZES, PRETRAIN, FINETUNE, CHECKPOINT = (

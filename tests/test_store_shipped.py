@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from seedlab import home as homes
 from seedlab.simulate import simulate, write_study
 from seedlab.store import Store
+from seedlab.store import shipped as homes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,6 +34,10 @@ def _shipped(tmp_path: Path, *tasks: str) -> Path:
     return shipped
 
 
+def _sync(shipped: Path, home: Path) -> homes.SyncResult:
+    return homes.sync_shipped(Store(shipped), Store(home))
+
+
 def _runs(store: Store) -> pd.DataFrame:
     cols = ["task", "size", "pretrain_seed", "finetune_seed"]
     return store.runs()[cols].sort_values(cols).reset_index(drop=True)
@@ -42,7 +46,7 @@ def _runs(store: Store) -> pd.DataFrame:
 def test_first_sync_copies_the_study_and_reads_the_same(tmp_path):
     shipped = _shipped(tmp_path, "sim-a")
     before = _tree_digest(shipped)
-    result = homes.sync_shipped(shipped, tmp_path / "home")
+    result = _sync(shipped, tmp_path / "home")
     assert result.synced and len(result.added) == 8 and not result.removed
     user = Store(tmp_path / "home")
     pd.testing.assert_frame_equal(_runs(user), _runs(Store(shipped)))
@@ -57,16 +61,16 @@ def test_first_sync_copies_the_study_and_reads_the_same(tmp_path):
 
 def test_second_sync_is_a_no_op(tmp_path):
     shipped = _shipped(tmp_path, "sim-a")
-    homes.sync_shipped(shipped, tmp_path / "home")
+    _sync(shipped, tmp_path / "home")
     Store(tmp_path / "home")
-    again = homes.sync_shipped(shipped, tmp_path / "home")
+    again = _sync(shipped, tmp_path / "home")
     assert not again.synced and not again.changed
 
 
 def test_user_work_goes_to_the_home_and_survives_a_new_publish(tmp_path):
     shipped = _shipped(tmp_path, "sim-a")
     home = tmp_path / "home"
-    homes.sync_shipped(shipped, home)
+    _sync(shipped, home)
     user = Store(home)
     # the user's own work: a task of their own and a verdict on a shipped instance
     write_study(user, simulate(30, sizes=("tiny",), pretrain_seeds=1, finetune_seeds=2,
@@ -87,7 +91,7 @@ def test_user_work_goes_to_the_home_and_survives_a_new_publish(tmp_path):
             target.write_bytes(path.read_bytes())
     assert _tree_digest(shipped) != shipped_before
 
-    result = homes.sync_shipped(shipped, home)
+    result = _sync(shipped, home)
     assert len(result.added) == 8 and len(result.removed) == 8
     user = Store(home)
     assert set(user.runs()["task"]) == {"sim-b", "mine"}
@@ -99,9 +103,9 @@ def test_user_work_goes_to_the_home_and_survives_a_new_publish(tmp_path):
 def test_a_sync_killed_before_its_record_is_redone(tmp_path):
     shipped = _shipped(tmp_path, "sim-a")
     home = tmp_path / "home"
-    homes.sync_shipped(shipped, home)
+    _sync(shipped, home)
     (home / homes.STATE_FILE).unlink()  # as if killed after the commit, before the record
-    result = homes.sync_shipped(shipped, home)
+    result = _sync(shipped, home)
     assert result.synced and not result.changed  # the same runs again: nothing added twice
     assert len(Store(home).runs(task="sim-a")) == 8
 
@@ -110,7 +114,7 @@ def test_the_shipped_study_is_read_only_to_the_user_home(tmp_path):
     shipped = _shipped(tmp_path, "sim-a")
     before = _tree_digest(shipped)
     home = tmp_path / "home"
-    homes.sync_shipped(shipped, home)
+    _sync(shipped, home)
     user = Store(home)
     write_study(user, simulate(30, sizes=("tiny",), pretrain_seeds=1, finetune_seeds=1,
                                checkpoints=1, seed=3, task="sim-a-extra"))
@@ -123,7 +127,7 @@ def test_the_shipped_study_is_read_only_to_the_user_home(tmp_path):
 def test_same_folder_is_refused(tmp_path):
     shipped = _shipped(tmp_path, "sim-a")
     with pytest.raises(ValueError, match="same folder"):
-        homes.sync_shipped(shipped, shipped)
+        _sync(shipped, shipped)
 
 
 def test_default_home_names_seedlab_home_first(tmp_path, monkeypatch):
@@ -136,5 +140,8 @@ def test_default_home_of_the_checkout_is_the_ignored_user_home(monkeypatch):
     if not homes.is_published(homes.SHIPPED):
         pytest.skip("this checkout ships no study in data/")
     assert homes.default_home() == REPO / "home"
-    shipped = homes.shipped_listing(homes.SHIPPED)
-    assert all((REPO / "home" / rel).exists() for rel in shipped)
+    user = Store()
+    assert user.home == REPO / "home"
+    shipped = Store(homes.SHIPPED)
+    pd.testing.assert_frame_equal(_runs(user)[_runs(user)["task"].isin(_runs(shipped)["task"])]
+                                  .reset_index(drop=True), _runs(shipped))

@@ -15,7 +15,8 @@ publish, the next open takes it in and drops the shipped runs the new publish no
 has, leaving the user's own runs, imports, verdicts and jobs alone.
 
 ``$SEEDLAB_HOME`` (or ``--home``) names any other home; it is used as it is, with no
-shipped study layered into it.
+shipped study layered into it. This module takes stores as arguments and imports no
+``Store``: ``Store.__init__`` calls :func:`open_user_home` when it opens the user home.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from seedlab.store.tables import RUN_METADATA_KEY, RunData
 
 # The checkout this package was imported from (an editable install or a plain clone).
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "data"
 USER_HOME = REPO / "home"
 # What a published study consists of (the folders the catalogue is rebuilt from, and the
@@ -61,18 +67,33 @@ def default_home() -> Path:
     """The home a command or the app opens when none is named.
 
     ``$SEEDLAB_HOME`` when set; else, in a checkout that ships a study in ``data/``, the
-    user home ``home/`` beside it (made and kept in step with ``data/`` by
-    :func:`sync_shipped`); else ``./data`` under the current directory.
+    user home ``home/`` beside it (``Store`` brings the shipped study into it when it is
+    opened: :func:`open_user_home`); else ``./data`` under the current directory.
     """
     named = os.environ.get("SEEDLAB_HOME")
     if named:
         return Path(named).expanduser().resolve()
     if is_published(SHIPPED):
-        if USER_HOME not in _SYNCED:  # once a process: a new publish arrives by a restart
-            sync_shipped(SHIPPED, USER_HOME)
-            _SYNCED.add(USER_HOME)
         return USER_HOME
     return Path("data").resolve()
+
+
+def is_user_home(path: Path) -> bool:
+    """Whether ``path`` is this checkout's user home (and the checkout ships a study)."""
+    return Path(path).resolve() == USER_HOME and is_published(SHIPPED)
+
+
+def open_user_home(user: Any, open_store: Callable[[Path], Any]) -> None:
+    """Bring the shipped study into the user home's store ``user`` once a process (a new
+    publish arrives with the next start). ``open_store(path)`` opens a store (``Store``)."""
+    if user.home in _SYNCED:
+        return
+    _SYNCED.add(user.home)
+    try:
+        sync_shipped(open_store(SHIPPED), user)
+    except BaseException:
+        _SYNCED.discard(user.home)
+        raise
 
 
 def is_published(path: Path) -> bool:
@@ -94,30 +115,26 @@ def shipped_listing(shipped: Path) -> dict[str, str]:
     return listing
 
 
-def sync_shipped(shipped: Path, home: Path) -> SyncResult:
-    """Bring the shipped study in ``shipped`` into the user home ``home``.
+def sync_shipped(source: Any, dest: Any) -> SyncResult:
+    """Bring the shipped study in store ``source`` into the user home's store ``dest``.
 
-    Makes ``home`` on first use. The shipped study's tasks, instances, runs and masks are
-    written into the home through the store's own transaction (checked, journalled and
-    atomic like any import); runs and mask settings that the previous sync brought in and
-    the shipped study no longer has are removed; what the user's own writes made (runs of
-    their own, imports, verdicts, jobs, reports) is never touched. Nothing is done when the
-    shipped files are the ones the previous sync saw. Safe against concurrent callers (a
-    lock file in the home) and against a kill at any point: the record of what was
-    shipped is written after the commit, so an interrupted sync is redone.
+    The shipped study's tasks, instances, runs and masks are written into ``dest`` through
+    the store's own transaction (checked, journalled and atomic like any import); runs and
+    mask settings that the previous sync brought in and the shipped study no longer has
+    are removed; what the user's own writes made (runs of their own, imports, verdicts,
+    jobs, reports) is never touched. Nothing is done when the shipped files are the ones
+    the previous sync saw. Safe against concurrent callers (a lock file in the home) and
+    against a kill at any point: the record of what was shipped is written after the
+    commit, so an interrupted sync is redone.
     """
-    shipped, home = Path(shipped).resolve(), Path(home).resolve()
+    shipped, home = Path(source.home), Path(dest.home)
     if shipped == home:
         raise ValueError(f"the user home and the shipped study are the same folder: {home}")
-    home.mkdir(parents=True, exist_ok=True)
     current = shipped_listing(shipped)
     with _lock(home):
         state = _read_state(home)
         if state.get("files") == current:
             return SyncResult(home, synced=False)
-        from seedlab.store import Store
-
-        source, dest = Store(shipped), Store(home)
         before = {str(k) for k in dest.runs()["run_id"]}
         runs, masks = _copy_study(source, dest, state)
         after = {str(k) for k in dest.runs()["run_id"]}
@@ -128,15 +145,11 @@ def sync_shipped(shipped: Path, home: Path) -> SyncResult:
     return SyncResult(home, True, tuple(sorted(after - before)), tuple(sorted(before - after)))
 
 
-def _copy_study(source, dest, state: dict) -> tuple[set[str], set[str]]:
+def _copy_study(source: Any, dest: Any, state: dict) -> tuple[set[str], set[str]]:
     """One transaction writing every task, instance, run and mask of ``source`` into
     ``dest``, and removing the runs and mask settings ``state`` says an earlier sync
     brought in that ``source`` no longer has. Returns the run ids and ``setting/task``
     keys of masks now shipped."""
-    import pyarrow.parquet as pq
-
-    from seedlab.store import RUN_METADATA_KEY, RunData
-
     runs = source.runs()
     masks = source.masks()
     shipped_runs = {str(r) for r in runs["run_id"]}
