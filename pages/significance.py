@@ -3,6 +3,7 @@
 import streamlit as st
 
 from seedlab.analyses import NotEnoughData, SignificanceQuery
+from seedlab.analyses.significance import NESTED_NOTE
 from seedlab.figures.significance import bootstrap_figure, reading
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
@@ -45,7 +46,7 @@ with st.expander("Bootstrap options", expanded=False):
         sample_seeds = url_toggle("Resample pretraining seeds", "significance.seeds", True)
         sample_examples = url_toggle("Resample examples", "significance.examples", True)
         sample_finetune = url_toggle("Also resample fine-tuning runs (nested)",
-                                     "significance.nested", False)
+                                     "significance.nested", False, help=NESTED_NOTE)
     with o2:
         nboot = url_number("Replicates (nboot)", "significance.nboot", 1000, int, 100, 20000,
                            step=100)
@@ -57,7 +58,10 @@ with st.expander("Bootstrap options", expanded=False):
                          "significance.sign")
         thresholds_text = url_text("Thresholds (comma separated)", "significance.thresholds",
                                    "0.005, 0.01",
-                                   help="Report P(delta > t) for each t.")
+                                   help="Report P(delta >= t) for each t, or"
+                                        " P(delta <= -t) when the treatment is expected"
+                                        " worse.")
+    st.caption("**Nested design** (also resample fine-tuning runs): " + NESTED_NOTE)
 try:
     thresholds = [float(t) for t in thresholds_text.split(",") if t.strip()]
 except ValueError:
@@ -88,7 +92,7 @@ except (NotEnoughData, ValueError) as exc:
     st.stop()
 
 result, base_name, expt_name = out.bootstrap, out.base_name, out.expt_name
-for warning in result.get("warnings", []):
+for warning in out.warnings:
     st.warning(warning)
 p_text = p_value_text(result["delta"]["p"], out.p_floor)
 st.info(reading(result, base_name, expt_name, "accuracy", p_text),

@@ -4,12 +4,15 @@ p beside a two-sided interval, and checkpoints written as 3.33."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from app_support import app_test
 from small_study import make_small_study
 
 from seedlab import analyses as an
-from seedlab.analyses.significance import arm_name, checkpoint_name
+from seedlab.analyses.significance import NESTED_NOTE, arm_name, checkpoint_name
 
 PAGE = "pages/significance.py"
 SEEDS = {"task": "t", "pretrain_seeds": ["0", "1", "2"], "finetune_seeds": [1, 2]}
@@ -87,3 +90,66 @@ def test_checkpoint_choices_read_3_33(study):
     assert box.options == ["last", "1", "3.33"]
     table = at.dataframe[0].value
     assert table[""].tolist() == ["small (last)", "small (3.33)", "difference"]
+
+
+# -- issue 11: one pretraining seed, the nested design, thresholds by expected sign ----
+
+
+@pytest.fixture(scope="module")
+def one_seed(tmp_path_factory):
+    cells = [("0", 1), ("0", 2), ("0", 3)]
+    return make_small_study(tmp_path_factory.mktemp("one_seed") / "home",
+                            {"small": cells, "large": cells})
+
+
+def test_one_pretraining_seed_is_warned_about(one_seed):
+    result = an.significance(one_seed, an.SignificanceQuery(
+        "t", pretrain_seeds=["0"], finetune_seeds=[1, 2, 3], baseline=("small", "last"),
+        treatment=("large", "last"), nboot=200))
+    assert len(result.warnings) == 2  # one per arm
+    assert all("one pretraining seed" in w and "far too narrow" in w
+               for w in result.warnings)
+    at = app_test(one_seed.home, PAGE, {"task": "t", "sizes": ["small", "large"],
+                                        "pretrain_seeds": ["0"],
+                                        "finetune_seeds": ["1", "2", "3"],
+                                        "significance.nboot": "200"})
+    assert not at.exception, [e.value for e in at.exception]
+    shown = [w.value for w in at.warning if "one pretraining seed" in w.value]
+    assert any("baseline arm ('0')" in w for w in shown)
+    assert any("treatment arm ('0')" in w for w in shown)
+
+
+def test_the_nested_option_says_what_docs_stats_measured(study):
+    # every coverage figure of the docs' nested-bootstrap table is in the page's note
+    text = (Path(__file__).resolve().parents[1] / "docs" / "stats.md").read_text()
+    section = text[text.index("### The nested bootstrap"):]
+    rows = [line.split("|")[1:-1] for line in section.splitlines()
+            if re.match(r"\| \d+ \| \d+ \|", line)][:3]
+    assert len(rows) == 3
+    for p, f, nested, plain, *_ in (map(str.strip, r) for r in rows):
+        assert nested in NESTED_NOTE and plain in NESTED_NOTE, (p, f)
+    assert "**conservative**" in NESTED_NOTE and "1.2x" in NESTED_NOTE
+    at = app_test(study.home, PAGE, {"task": "t", "sizes": ["small", "large"],
+                                     "pretrain_seeds": ["0", "1"],
+                                     "finetune_seeds": ["1", "2"],
+                                     "significance.nboot": "200",
+                                     "significance.nested": "true"})
+    assert not at.exception, [e.value for e in at.exception]
+    toggle = next(t for t in at.toggle if t.key == "significance.nested")
+    assert toggle.value is True and toggle.help == NESTED_NOTE
+    assert any(c.value.endswith(NESTED_NOTE) for c in at.caption)
+
+
+def test_thresholds_follow_the_expected_sign(study):
+    query = {"task": "t", "pretrain_seeds": ["0", "1"], "finetune_seeds": [1, 2],
+             "baseline": ("large", "last"), "treatment": ("small", "last"), "nboot": 300,
+             "thresholds": (0.3, 0.5)}
+    worse = an.significance(study, an.SignificanceQuery(**query, expected_sign=-1))
+    draws = worse.draws  # small - large: about -0.4
+    assert list(worse.thresholds.columns) == ["threshold t", "P(delta <= -t)"]
+    assert worse.thresholds["P(delta <= -t)"].tolist() == pytest.approx(
+        [(draws <= -0.3).mean(), (draws <= -0.5).mean()])
+    better = an.significance(study, an.SignificanceQuery(**query))
+    assert list(better.thresholds.columns) == ["threshold t", "P(delta >= t)"]
+    assert better.thresholds["P(delta >= t)"].tolist() == pytest.approx(
+        [(better.draws >= 0.3).mean(), (better.draws >= 0.5).mean()])
