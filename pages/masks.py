@@ -15,7 +15,7 @@ from seedlab.figures import masks as fig_masks
 from seedlab.ui.data import current_data, mask_choices, mask_evaluations, masks
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
-from seedlab.ui.state import current, url_multiselect, url_radio, url_selectbox
+from seedlab.ui.state import current, url_multiselect, url_number, url_radio, url_selectbox
 from seedlab.ui.tables import show_table
 
 ensure_frame()  # a fresh server's first run may bypass app.py
@@ -60,8 +60,21 @@ if choices is not None:
         component = url_selectbox("Components", component_options, "masks.component",
                                   component_options[0], format_func=COMPONENTS.get)
 
+    min_tasks = None
+    if view == "summed":
+        half = len(tasks) / 2
+        with st.columns([2, 3])[0]:
+            min_tasks = url_number(
+                f"Stable: kept in more than this many of the {len(tasks)} tasks",
+                "masks.min_tasks", half, float, 0.0, float(len(tasks)), step=0.5, format="%g",
+                help=f"On average over the shared seeds. Default {half:g}: more than half of"
+                     " the tasks. The lottery paper's notebook used more than 5 of its 9"
+                     " tasks: 5 gives its 60 stable heads on the release's heads_mlps masks,"
+                     " where more than half (4.5) gives 83.")
+
     # Dense masks per task; what compares tasks is on the seeds every task has.
-    result = masks(data, MaskQuery(setting, component, choices.head_shape[setting]), tasks)
+    result = masks(data, MaskQuery(setting, component, choices.head_shape[setting], min_tasks),
+                   tasks)
     common_seeds = result.common_seeds
 
     # --- survival -------------------------------------------------------------------------
@@ -75,7 +88,7 @@ if choices is not None:
                    f" · share of {len(seeds)} seeds keeping each component (seeds"
                    f" {', '.join(map(str, seeds))}); hover for the std over seeds")
         title = f"Survival across seeds: {task} ({setting})"
-        zmax, bar_title, marks = 1.0, "share of seeds", None
+        zmax, bar_title, marks, mark_label = 1.0, "share of seeds", None, "stable"
     else:
         if not common_seeds:
             st.info(f"The tasks of {setting} share no seed, so their masks cannot be summed.")
@@ -86,15 +99,18 @@ if choices is not None:
         caption = (f"Lottery masks · setting {setting} · {len(tasks)} tasks"
                    f" ({', '.join(tasks)}) · {COMPONENTS[component]} · number of tasks keeping"
                    f" each component, mean over {len(common_seeds)} shared seeds"
-                   f" ({', '.join(map(str, common_seeds))}); ★ = stable: kept in more than half"
-                   f" of the tasks ({int(marks.sum())} components)")
+                   f" ({', '.join(map(str, common_seeds))}); ★ = stable: kept in more than"
+                   f" {result.stable_threshold:g} of the {len(tasks)} tasks"
+                   f"{' (more than half)' if result.stable_threshold == len(tasks) / 2 else ''}"
+                   f" ({int(marks.sum())} components)")
         title = f"Tasks keeping each component: {setting}"
+        mark_label = f"stable (kept in more than {result.stable_threshold:g} tasks)"
         zmax, bar_title = float(len(tasks)), "tasks (mean over seeds)"
     marks_head, marks_mlp = result.split(marks)
     show_figure(fig_masks.survival_figure(
         head, mlp, head_std=head_std, mlp_std=mlp_std, zmax=zmax, title=title,
         colorbar_title=bar_title, marks_head=marks_head, marks_mlp=marks_mlp,
-        value_format=".1f" if view == "summed" else ".2f"),
+        value_format=".1f" if view == "summed" else ".2f", mark_label=mark_label),
         key="masks.survival", caption=caption, page="masks")
     for note in (n for t in (tasks if view == "summed" else [task]) for n in result.notes[t]):
         st.caption(f"Degenerate masks: {note}.")

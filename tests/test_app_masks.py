@@ -205,3 +205,82 @@ def test_the_page_opens_on_the_most_informative_setting(tmp_path):
     # a link naming a setting still opens it
     at = open_page(store.home, {"masks.setting": "L1-H002"})
     assert at.selectbox(key="masks.setting").value == "L1-H002"
+
+
+# -- the stable-components threshold ------------------------------------------------------
+
+# 2 x 2 heads + 2 MLPs; component k is kept in 4 - k tasks (every seed alike)
+STABLE_TASKS = {name: _setting_masks(2, 2, {s: np.array(kept) for s in (1, 2)})
+                for name, kept in (("A", [1, 1, 1, 1, 0, 0]), ("B", [1, 1, 1, 0, 0, 0]),
+                                   ("C", [1, 1, 0, 0, 0, 0]), ("D", [1, 0, 0, 0, 0, 0]))}
+
+
+@pytest.fixture
+def four_tasks(tmp_path) -> Store:
+    store = Store(tmp_path / "four")
+    with store.transaction("test", "tests/test_app_masks.py") as tx:
+        for task, frame in STABLE_TASKS.items():
+            tx.add_masks("heads_mlps", task, frame)
+    return store
+
+
+def test_stable_components_follow_min_tasks(four_tasks):
+    from seedlab.analyses.masks import MaskQuery, masks
+
+    tasks = list(STABLE_TASKS)
+    default = masks(four_tasks, MaskQuery("heads_mlps", "both", (2, 2)), tasks)
+    np.testing.assert_array_equal(default.task_count, [4, 3, 2, 1, 0, 0])
+    assert default.stable_threshold == 2.0  # more than half of 4 tasks
+    np.testing.assert_array_equal(default.stable, [1, 1, 0, 0, 0, 0])
+    strict = masks(four_tasks, MaskQuery("heads_mlps", "both", (2, 2), min_tasks=3), tasks)
+    assert strict.stable_threshold == 3.0
+    np.testing.assert_array_equal(strict.stable, [1, 0, 0, 0, 0, 0])
+    stack = np.stack([default.tasks[t].rows for t in tasks])
+    np.testing.assert_array_equal(strict.stable, stats.stable_components(stack, min_tasks=3))
+
+
+def _stars(fig) -> int:
+    return sum(str(cell).endswith("★") for trace in fig.data
+               for row in np.atleast_2d(np.asarray(trace.text, dtype=object)) for cell in row)
+
+
+def test_the_page_shows_and_sets_the_stable_threshold(four_tasks):
+    at = open_page(four_tasks.home, {"masks.view": "summed"})
+    box = at.number_input(key="masks.min_tasks")
+    assert box.value == 2.0 and "of the 4 tasks" in box.label
+    assert "more than 5 of its 9" in box.help
+    caption = next(c.value for c in at.caption if "★ = stable" in c.value)
+    assert "kept in more than 2 of the 4 tasks (more than half) (2 components)" in caption
+    summed = figures(at)["Tasks keeping each component: heads_mlps"]
+    assert "kept in more than 2 tasks" in summed.layout.title.text
+    assert _stars(summed) == 2
+
+    box.set_value(3.0).run()
+    assert not at.exception
+    caption = next(c.value for c in at.caption if "★ = stable" in c.value)
+    assert "kept in more than 3 of the 4 tasks (1 components)" in caption
+    assert _stars(figures(at)["Tasks keeping each component: heads_mlps"]) == 1
+    param = at.query_params["masks.min_tasks"]
+    assert float(param[0] if isinstance(param, list) else param) == 3.0
+
+    # a link restores it
+    at = open_page(four_tasks.home, {"masks.view": "summed", "masks.min_tasks": "0.5"})
+    assert at.number_input(key="masks.min_tasks").value == 0.5
+    assert _stars(figures(at)["Tasks keeping each component: heads_mlps"]) == 4
+
+
+def test_the_papers_60_stable_heads_through_the_page(tmp_path):
+    from seedlab.importers.lottery import import_lottery
+
+    real = shared_path("bert-experiments", "masks", "heads_mlps")
+    root = tmp_path / "bert-experiments"
+    shutil.copytree(real, root / "masks" / "heads_mlps")
+    store = Store(tmp_path / "home")
+    import_lottery(store, root)
+    query = {"masks.view": "summed", "masks.component": "head"}
+    at = open_page(store.home, {**query, "masks.min_tasks": "5"})
+    caption = next(c.value for c in at.caption if "★ = stable" in c.value)
+    assert "kept in more than 5 of the 9 tasks (60 components)" in caption
+    at = open_page(store.home, query)  # the default, more than half
+    caption = next(c.value for c in at.caption if "★ = stable" in c.value)
+    assert "kept in more than 4.5 of the 9 tasks (more than half) (83 components)" in caption
