@@ -65,7 +65,8 @@ if choices is not None:
         half = len(tasks) / 2
         with st.columns([2, 3])[0]:
             min_tasks = url_number(
-                f"Stable: kept in more than this many of the {len(tasks)} tasks",
+                f"Stable: kept in more than this many of the {len(tasks)}"
+                f" task{'s' if len(tasks) != 1 else ''}",
                 "masks.min_tasks", half, float, 0.0, float(len(tasks)), step=0.5, format="%g",
                 help=f"On average over the shared seeds. Default {half:g}: more than half of"
                      " the tasks. The lottery paper's notebook used more than 5 of its 9"
@@ -100,11 +101,13 @@ if choices is not None:
                    f" ({', '.join(tasks)}) · {COMPONENTS[component]} · number of tasks keeping"
                    f" each component, mean over {len(common_seeds)} shared seeds"
                    f" ({', '.join(map(str, common_seeds))}); ★ = stable: kept in more than"
-                   f" {result.stable_threshold:g} of the {len(tasks)} tasks"
+                   f" {result.stable_threshold:g} of the {len(tasks)}"
+                   f" task{'s' if len(tasks) != 1 else ''}"
                    f"{' (more than half)' if result.stable_threshold == len(tasks) / 2 else ''}"
                    f" ({int(marks.sum())} components)")
         title = f"Tasks keeping each component: {setting}"
-        mark_label = f"stable (kept in more than {result.stable_threshold:g} tasks)"
+        mark_label = (f"stable (kept in more than {result.stable_threshold:g}"
+                      f" task{'s' if result.stable_threshold != 1 else ''})")
         zmax, bar_title = float(len(tasks)), "tasks (mean over seeds)"
     marks_head, marks_mlp = result.split(marks)
     show_figure(fig_masks.survival_figure(

@@ -45,8 +45,9 @@ with st.expander("Bootstrap options", expanded=False):
                            help="Paired: one seed draw shared by both arms.")
         sample_seeds = url_toggle("Resample pretraining seeds", "significance.seeds", True)
         sample_examples = url_toggle("Resample examples", "significance.examples", True)
-        sample_finetune = url_toggle("Also resample fine-tuning runs (nested)",
-                                     "significance.nested", False, help=NESTED_NOTE)
+        # A short label: the column is narrow at 1280 px; the caption below says more.
+        sample_finetune = url_toggle("Nested design", "significance.nested", False,
+                                     help=NESTED_NOTE)
     with o2:
         nboot = url_number("Replicates (nboot)", "significance.nboot", 1000, int, 100, 20000,
                            step=100)
