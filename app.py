@@ -11,6 +11,7 @@ import streamlit as st
 from seedlab.demo import default_task
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.sidebar import sidebar
+from seedlab.ui.state import end_run
 
 ensure_frame()
 
@@ -40,5 +41,9 @@ page = st.navigation(
         if (HERE / file).exists()
     ]
 )
-sidebar(default_task)  # opens on the default study (seedlab demo) where the home has one
+# Opens on the default study (seedlab demo) where the home has one; the URL may hold each
+# page's own parameters (<url_path>.<name>).
+sidebar(default_task, pages=[url_path for _file, _title, url_path, _icon in PAGES],
+        page=page.url_path)
 page.run()
+end_run()  # the copy link as the page left the URL (it follows each change during the run)

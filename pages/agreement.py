@@ -4,10 +4,12 @@ import streamlit as st
 
 from seedlab.analyses import AgreementQuery, disagreements
 from seedlab.figures.agreement import agreement_heatmap
+from seedlab.markup import code_span
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import set_url_param, url_param, url_radio, url_toggle
+from seedlab.ui.tables import show_table
 
 ensure_frame()  # a fresh server's first run may bypass app.py
 
@@ -32,22 +34,30 @@ with st.spinner("Computing agreement between every pair of runs ..."):
         st.stop()
     result = data.agreement(ds, query)
 names = runs.names
-caption = (f"{sel.describe()} · {len(runs.runs)} runs, N = {len(runs.instance_ids)} instances"
-           " shared by the selected sizes · runs ordered by size, pretraining seed, fine-tuning"
-           " seed.")
+if runs.left_out:
+    shown = ", ".join(f"{code_span(name)} ({why})" for name, why in runs.left_out[:8])
+    more = f" and {len(runs.left_out) - 8} more" if len(runs.left_out) > 8 else ""
+    st.warning(f"{len(runs.left_out)} selected run(s) left out of every table and the heatmap,"
+               f" since each run is compared on all {len(runs.instance_ids)} shared instances:"
+               f" {shown}{more}. Deselect their seeds in the sidebar, or complete the runs.")
+caption = (f"{sel.describe()} · {len(runs.runs)} runs · N = {len(runs.instance_ids)} shared"
+           " instances.")
 
 st.subheader("Same vs different pretraining seed")
 if len(result.summary):
-    st.dataframe(result.summary, hide_index=True, key="agreement.summary",
-                 column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                for c in result.summary.columns
-                                if c.endswith(("mean", "std"))})
+    # short headers, so that the seven columns fit a laptop's width
+    show_table(result.summary, key="agreement.summary", column_config={
+        f"{long} pretraining seed: {stat}": st.column_config.NumberColumn(
+            f"{short}: {stat}", format="%d" if stat == "pairs" else "%.4f",
+            help=f"{stat} over the pairs of runs with {long} pretraining seed")
+        for long, short in (("same", "same seed"), ("different", "other seed"))
+        for stat in ("mean", "std", "pairs")})
 else:
     st.info("Each size has a single run: no same-size pairs to summarise.")
 
 st.subheader("Within and across pretraining seeds")
 if len(result.within_across):
-    st.dataframe(result.within_across, hide_index=True, key="agreement.within_across")
+    show_table(result.within_across, key="agreement.within_across")
     st.caption("Mean absolute difference in correctness between runs; a gap across > within"
                " means the pretraining seed matters beyond fine-tuning noise.")
 if result.not_within_across:
@@ -88,4 +98,4 @@ set_url_param("agreement.run_b", b)
 pair = disagreements(result, ds.instances(sel.task), ds.label_list(sel.task), a, b)
 st.metric("Instances they disagree on", f"{pair.count} of {pair.total}",
           help=f"{metric} between the two runs: {pair.value:.3f}")
-st.dataframe(pair.table, hide_index=True, key="agreement.disagree")
+show_table(pair.table, key="agreement.disagree")

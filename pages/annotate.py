@@ -15,6 +15,7 @@ from seedlab import annotate as an
 from seedlab.analyses import AccuracyQuery, QueueQuery
 from seedlab.errors import StoreError
 from seedlab.figures import annotate as fig_annotate
+from seedlab.markup import code_span
 from seedlab.ui.data import annotation_queue, current_data, instance_accuracy, query
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
@@ -131,11 +132,13 @@ except StoreError as exc:
 
 if len(queue) == 0:
     if source == SOURCE_DECAY:
-        st.info(f"No instance of `{task}` ({split}) loses more than {min_drop:.2f} accuracy"
+        st.info(f"No instance of `{task}` ({code_span(split)}) loses more than"
+                f" {min_drop:.2f} accuracy"
                 f" from {small} to {large} with the selected seeds. Lower the minimum drop or"
                 " pick other sizes.")
     else:
-        st.info(f"No instance of `{task}` ({split}) is in the treatment group.")
+        st.info(f"No instance of `{task}` ({code_span(split)}) is in the treatment"
+                " group.")
     st.stop()
 for note in queue.notes:
     st.caption(note)
@@ -156,7 +159,8 @@ describe = (f"{queue.n_focus} decaying" if source == SOURCE_DECAY else f"{queue.
 if blind:
     describe += f" + {queue.n_controls} controls, shuffled with seed {control_seed}"
 st.progress(done / total if total else 0.0,
-            text=f"{annotator or 'Nobody'}: {done} of {total} judged · queue of {describe}")
+            text=f"{code_span(annotator) if annotator else 'Nobody'}: {done} of {total} judged · queue of"
+                 f" {describe}")
 
 nav = st.columns([1, 1, 1, 3])
 if nav[0].button("Previous", icon=":material/arrow_back:", disabled=position == 0,
@@ -178,11 +182,14 @@ instance_id = str(item["instance_id"])
 row = an.instance_row(instances, instance_id)
 mine, others = an.verdicts_on(log, instance_id, annotator)
 
+# Ids, splits, labels and texts come from the released files: shown as text, never as
+# Markdown (an image in a text would make the browser fetch its URL).
 left, right = st.columns([3, 2])
 with left, st.container(border=True):
-    header = f"**Instance {position + 1} of {len(queue)}** · `{instance_id}` · split `{row['split']}`"
+    header = (f"**Instance {position + 1} of {len(queue)}** · {code_span(instance_id)}"
+              f" · split {code_span(row['split'])}")
     if not blind:
-        header += f" · group **{item['group']}**"
+        header += f" · group **{item['group']}**"  # decaying, treatment or control
         if source == SOURCE_DECAY:
             header += f" · accuracy change {item['decay']:+.2f}"
     st.markdown(header)
@@ -190,17 +197,17 @@ with left, st.container(border=True):
         text = row.get(column)
         if pd.notna(text) and str(text).strip():  # missing text is None or NaN
             st.markdown(heading)
-            st.write(str(text))
-    st.markdown(f"**Gold label:** `{row['label']}`")
+            st.text(str(text))
+    st.markdown(f"**Gold label:** {code_span(row['label'])}")
 with right:
     if blind:
         st.caption("Accuracies per size are hidden in blind mode: they would tell decaying"
                    " instances from controls.")
     elif accuracy is not None and instance_id in accuracy.index:
         values = accuracy.loc[instance_id].to_dict()
-        show_figure(fig_annotate.accuracy_bars(values, title=f"Accuracy per size: {instance_id}"),
+        show_figure(fig_annotate.accuracy_bars(values, instance_id=instance_id),
                     key="annotate.accuracy", page="annotate",
-                    caption=f"Share of runs right on {instance_id}; "
+                    caption="Share of runs right on this instance; "
                             f"{selection.describe(list(values))}")
 
 # --- the verdict -------------------------------------------------------------------------
@@ -218,12 +225,14 @@ for column, verdict in zip(buttons, an.VERDICTS):
         # Read the log again (the version changed) to find where to go next.
         fresh = data.store.annotations(task=task, annotator=annotator, current=True)
         set_url_param("annotate.pos", an.next_position(queue, fresh, task, annotator, position))
-        st.toast(f"Recorded: {instance_id} is {verdict} ({annotator})")
+        st.toast(f"Recorded: {code_span(instance_id)} is {verdict}"
+                 f" ({code_span(annotator)})")
         st.rerun()
 if len(mine):
     last = mine.iloc[-1]
-    st.success(f"Your verdict: **{last['verdict']}**" + (f" ({last['note']})" if last["note"]
-               else "") + f" · recorded {str(last['at'])[:19].replace('T', ' ')} UTC."
+    st.success(f"Your verdict: **{last['verdict']}**"
+               + (f" ({code_span(last['note'])})" if last["note"] else "")
+               + f" · recorded {str(last['at'])[:19].replace('T', ' ')} UTC."
                " Click another verdict to change it; the log keeps both.")
 if len(others):
     if blind and not len(mine):

@@ -8,6 +8,7 @@ from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import url_multiselect, url_selectbox, url_slider, url_toggle
+from seedlab.ui.tables import show_table
 
 ensure_frame()  # a fresh server's first run may bypass app.py
 
@@ -56,13 +57,10 @@ state = show_figure(
 st.subheader("Instance browser")
 regions = url_multiselect("Regions", ["easy", "ambiguous", "hard"], "datamap.regions",
                           ["ambiguous", "hard"])
-picked = [p.get("customdata", [None])[0] for p in
-          (state or {}).get("selection", {}).get("points", [])]
-picked = [p for p in picked if p is not None]
+picked = result.picked_ids([p.get("point_index") for p in
+                            (state or {}).get("selection", {}).get("points", [])])
 view = result.browser(ds.instances(sel.task), regions, picked)
 if picked:
     st.caption(f"{len(view)} instances selected on the map (clear the selection to go back to"
                " the regions).")
-st.dataframe(view, hide_index=True, key="datamap.browser",
-             column_config={c: st.column_config.NumberColumn(format="%.3f")
-                            for c in ("confidence", "variability", "correctness")})
+show_table(view, key="datamap.browser")

@@ -309,7 +309,10 @@ def _fleiss_kappa_unequal(counts: np.ndarray) -> float:
     p_bar = float(((counts * (counts - 1)).sum(axis=1) / (n_i * (n_i - 1))).mean())
     p_k = counts.sum(axis=0) / n_i.sum()
     p_e = float((p_k**2).sum())
-    if np.isclose(p_e, 1.0):
+    # 1 - p_e is exactly 0 or at least about 2 / total (p_k are counts over the total), so
+    # undefined only below a bound that scales with 1 / total, as stats.fleiss_kappa_counts:
+    # a relative tolerance would call a nearly unanimous, large table undefined.
+    if 1.0 - p_e < 0.5 / (counts.shape[1] * n_i.sum()):
         return float("nan")
     return (p_bar - p_e) / (1.0 - p_e)
 

@@ -246,7 +246,7 @@ def summarize(work: Path, recipe: Recipe, *, seconds: float,
     """Accuracy of each size (mean and std over all runs at each checkpoint, and of the
     per-pretraining-seed means at the last one), held-out masked-token accuracy of the
     pretrained models, and the majority-class rate of the eval split."""
-    from seedlab.runs.pretrain import held_out_accuracy
+    from seedlab.runs.pretrain import held_out_accuracy, read_summary
 
     store = Store(work)
     acc = store.run_accuracy(TASK, checkpoint="all")
@@ -275,7 +275,7 @@ def summarize(work: Path, recipe: Recipe, *, seconds: float,
             "majority_class_rate": round(majority, 4), "sizes": sizes,
             "seconds": round(seconds, 1), "pretraining_seconds": round(pretrain_seconds, 1),
             "pretraining_job_seconds": round(sum(
-                json.loads((model_dir(work, s, p) / "pretrain.json").read_text())["seconds"]
+                read_summary(model_dir(work, s, p))["seconds"]
                 for s in recipe.sizes for p in recipe.pretrain_seeds), 1)}
 
 

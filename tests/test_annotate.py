@@ -261,3 +261,21 @@ def test_reading_bad_verdict_files_names_file_line_and_field(tmp_path):
         an.read_verdicts(b"{not json", fmt="jsonl", name="upload.jsonl")
     ok = an.read_verdicts(b"task,instance_id,annotator,verdict\ntoy,i0,ann,Wrong\n", fmt="csv")
     assert ok["verdict"].tolist() == ["wrong"]
+
+
+def test_unequal_rater_kappa_is_defined_for_a_nearly_unanimous_large_table():
+    """1 - p_e is tiny but not 0: kappa is defined (a relative tolerance called it NaN)."""
+    n = 200_000
+    counts = np.zeros((n, 2))
+    counts[:, 0] = 2
+    counts[: n // 2, 0] = 3  # items with 3 raters and items with 2
+    counts[0] = [1, 2]  # one item where raters disagree
+    kappa = an._fleiss_kappa_unequal(counts)
+    assert np.isfinite(kappa)
+    # by hand: P_0 = 1/3, every other P_i = 1 -> P_bar = 1 - (2/3) / n
+    total = counts.sum()
+    p = counts.sum(axis=0) / total
+    p_e = (p**2).sum()
+    assert kappa == pytest.approx(((1 - (2 / 3) / n) - p_e) / (1 - p_e), rel=1e-9)
+    # every rater gives the same verdict: p_e is exactly 1 and kappa undefined
+    assert np.isnan(an._fleiss_kappa_unequal(np.array([[2.0, 0.0], [3.0, 0.0]])))

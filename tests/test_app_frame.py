@@ -111,8 +111,11 @@ def test_pinning_a_figure_puts_it_on_the_report_page(home):
     at.switch_page("pages/report.py").run()
     assert not at.exception
     assert "Figure" not in [i.value for i in at.info]
-    assert at.markdown[0].value.startswith("**1. nli_sim: accuracy of each run**")
-    assert "one point per run (27 runs)" in at.caption[1].value
+    heads = [t.value for t in at.text if t.value.startswith("1. ")]
+    assert heads and heads[0].startswith("1. nli_sim: accuracy of each run · figure from Overview")
+    # the caption is the figure's subtitle (not repeated under it)
+    figure = at.get("plotly_chart")[0]
+    assert "one point per run (27 runs)" in figure.proto.spec
     # removing it empties the report again
     next(b for b in at.button if b.key == "report.remove.0").click().run()
     assert any("No figures pinned yet" in i.value for i in at.info)
@@ -142,10 +145,51 @@ def test_a_caption_leaves_room_for_subplot_titles():
 
     from seedlab.ui.figure import with_caption
 
-    caption = "task · sizes · seeds · " * 8  # wraps onto two lines
+    caption = "task · sizes · seeds · " * 4  # wraps onto two lines
     panels = make_subplots(rows=1, cols=2, subplot_titles=["attention heads", "MLP"])
     panels.add_trace(go.Heatmap(z=[[0.4, 1.0]]), 1, 1)
     plain = go.Figure(go.Heatmap(z=[[0.4, 1.0]]))
     assert with_caption(plain, caption).layout.margin.t == 70 + 16 * 2
     assert with_caption(panels, caption).layout.margin.t == 70 + 16 * 2 + 24
     assert with_caption(panels, caption).layout.title.subtitle.text.count("<br>") == 1
+
+
+def link_query(at) -> dict[str, list[str]]:
+    """The query of the link in the sidebar's Copy link popover."""
+    from urllib.parse import parse_qs, urlsplit
+
+    (code,) = at.sidebar.code
+    return parse_qs(urlsplit(code.value).query, keep_blank_values=True)
+
+
+def test_the_copy_link_follows_the_page_controls_changed_in_this_run(home):
+    """The page draws its controls after the sidebar drew the link: the link still holds
+    their new values, and a new session opened on it shows the same controls."""
+    at = app_test(home, "pages/agreement.py")
+    assert link_query(at)["agreement.blocks"] == ["false"]
+    next(t for t in at.toggle if t.key == "agreement.blocks").set_value(True).run()
+    next(r for r in at.radio if r.key == "agreement.metric").set_value("kappa").run()
+    assert not at.exception
+    query = link_query(at)
+    assert query["agreement.blocks"] == ["true"]
+    assert query["agreement.metric"] == ["kappa"]
+    reopened = app_test(home, query=query)
+    reopened.switch_page("pages/agreement.py").run()
+    assert next(t for t in reopened.toggle if t.key == "agreement.blocks").value is True
+    assert next(r for r in reopened.radio if r.key == "agreement.metric").value == "kappa"
+    assert link_query(reopened) == query
+
+
+def test_the_copy_link_holds_the_view_when_a_page_stops_early(home):
+    """Agreement stops (st.stop) when the selection has one run: the link drawn before the
+    stop still has the sidebar's last change and the page's control set in that run."""
+    at = app_test(home, "pages/agreement.py")
+    next(r for r in at.radio if r.key == "agreement.metric").set_value("kappa").run()
+    sidebar_widget(at, "Sizes").set_value(["tiny"]).run()
+    sidebar_widget(at, "Pretraining seeds").set_value(["0"]).run()
+    sidebar_widget(at, "Fine-tuning seeds").set_value([2]).run()
+    assert any("Agreement needs at least 2 runs" in i.value for i in at.info)
+    query = link_query(at)
+    assert (query["sizes"], query["pretrain_seeds"], query["finetune_seeds"]) == (
+        ["tiny"], ["0"], ["2"])
+    assert query["agreement.metric"] == ["kappa"]

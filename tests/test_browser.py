@@ -83,16 +83,23 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser_page(server):
+def browser(server):
+    """One headless Chromium for the module (playwright's sync API allows one at a time)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 2000})
-            yield context.new_page()
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2000})
+    yield context.new_page()
+    context.close()
 
 
 def settle(page) -> None:
@@ -131,7 +138,7 @@ def test_every_page_renders_without_an_exception(server, browser_page):
     browser_page.goto(f"{url}/agreement?task=nli_sim&agreement.metric=kappa",
                       wait_until="domcontentloaded")
     settle(browser_page)
-    browser_page.screenshot(path=str(SCREENSHOTS / "first-load.png"))
+    browser_page.screenshot(path=str(SCREENSHOTS / "first-load.png"), timeout=PAGE_TIMEOUT_MS)
     assert_no_exception(browser_page, "first load")
     title = browser_page.locator('[data-testid="stMainBlockContainer"] h1').first
     assert title.inner_text().strip() == "Agreement between runs"
@@ -142,7 +149,8 @@ def test_every_page_renders_without_an_exception(server, browser_page):
     for name in PAGES:
         browser_page.goto(f"{url}/{name}", wait_until="domcontentloaded")
         settle(browser_page)
-        browser_page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        browser_page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True,
+                                timeout=PAGE_TIMEOUT_MS)
         assert_no_exception(browser_page, name)
         title = browser_page.locator('[data-testid="stMainBlockContainer"] h1').first
         assert title.inner_text().strip(), f"page {name} has no title"
@@ -168,4 +176,121 @@ def test_an_annotation_click_reaches_the_log(server, browser_page):
     assert_no_exception(browser_page, "annotate after a click")
     # the page moved on and counts the verdict
     browser_page.get_by_text("browser-test: 1 of").first.wait_for(timeout=PAGE_TIMEOUT_MS)
-    browser_page.screenshot(path=str(SCREENSHOTS / "annotate-after-click.png"), full_page=True)
+    browser_page.screenshot(path=str(SCREENSHOTS / "annotate-after-click.png"),
+                         full_page=True, timeout=PAGE_TIMEOUT_MS)
+
+
+# Every control's label and value on screen, main area and sidebar: toggles and checkboxes,
+# select boxes, multiselects (their chips), radios, text and number inputs, sliders.
+CONTROLS_JS = """() => {
+  const out = {};
+  const label = (e) => {
+    const l = e.querySelector('[data-testid="stWidgetLabel"]');
+    return l ? l.innerText.trim() : '';
+  };
+  const put = (kind, e, value) => {
+    const where = e.closest('[data-testid="stSidebar"]') ? 'sidebar' : 'main';
+    out[`${where}/${kind}/${label(e)}`] = value;
+  };
+  document.querySelectorAll('[data-testid="stCheckbox"]').forEach(e =>
+    put('toggle', e, e.querySelector('input').checked));
+  document.querySelectorAll('[data-testid="stSelectbox"]').forEach(e =>
+    put('select', e, e.querySelector('input').value));
+  document.querySelectorAll('[data-testid="stMultiSelect"]').forEach(e =>
+    put('multiselect', e, Array.from(e.querySelectorAll('span[data-tag]'))
+      .map(t => t.getAttribute('aria-label'))));
+  document.querySelectorAll('[data-testid="stRadio"]').forEach(e =>
+    put('radio', e, Array.from(e.querySelectorAll('[data-testid="stRadioOption"]'))
+      .filter(o => o.getAttribute('data-selected') === 'true').map(o => o.innerText.trim())));
+  document.querySelectorAll('[data-testid="stTextInput"], [data-testid="stNumberInput"]')
+    .forEach(e => put('input', e, e.querySelector('input').value));
+  document.querySelectorAll('[data-testid="stSlider"]').forEach(e =>
+    put('slider', e, Array.from(e.querySelectorAll('[role="slider"]'))
+      .map(s => s.getAttribute('aria-valuenow'))));
+  return out;
+}"""
+
+
+def copied_link(page) -> str:
+    """The link the sidebar's Copy link popover holds (opened, read, closed)."""
+    page.locator('[data-testid="stSidebar"] [data-testid="stPopoverButton"]').click()
+    code = page.locator('[data-testid="stPopoverBody"] code').first
+    code.wait_for(timeout=PAGE_TIMEOUT_MS)
+    link = "".join(code.inner_text().split())  # wrapped lines
+    page.keyboard.press("Escape")
+    return link
+
+
+def test_a_copied_link_reopens_the_view_on_screen(server, browser):
+    """Change a page control and a sidebar control, copy the link, open it in a fresh
+    browser context: every control has the same value (the link follows the last change,
+    not the one before it)."""
+    url, _home = server
+    first_context = browser.new_context(viewport={"width": 1400, "height": 2000})
+    second_context = browser.new_context(viewport={"width": 1400, "height": 2000})
+    try:
+        first = first_context.new_page()
+        first.goto(f"{url}/agreement", wait_until="domcontentloaded")
+        settle(first)
+        first.get_by_text("Aggregate into size x pretraining-seed blocks").wait_for(
+            timeout=PAGE_TIMEOUT_MS)
+        before = first.evaluate(CONTROLS_JS)
+        toggle = "main/toggle/Aggregate into size x pretraining-seed blocks"
+        assert before[toggle] is False
+        # The last change is a page control: the sidebar drew the link before it.
+        seeds = first.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]'
+                              ).filter(has_text="Fine-tuning seeds")
+        seeds.get_by_role("button", name="Remove 3").click()
+        settle(first)
+        first.get_by_text("Aggregate into size x pretraining-seed blocks").click()
+        settle(first)
+        first.locator('[data-testid="stRadioOption"]').filter(has_text="kappa").click()
+        settle(first)
+        shown = first.evaluate(CONTROLS_JS)
+        assert shown[toggle] is True
+        assert shown["main/radio/Measure"] == ["kappa"]
+        assert shown["sidebar/multiselect/Fine-tuning seeds"] == ["1", "2"]
+        link = copied_link(first)
+        assert "agreement.blocks=true" in link and "agreement.metric=kappa" in link
+        assert "finetune_seeds=3" not in link
+        first.screenshot(path=str(SCREENSHOTS / "link-first-context.png"),
+                         full_page=True, timeout=PAGE_TIMEOUT_MS)
+
+        second = second_context.new_page()
+        second.goto(link, wait_until="domcontentloaded")
+        settle(second)
+        second.get_by_text("Aggregate into size x pretraining-seed blocks").wait_for(
+            timeout=PAGE_TIMEOUT_MS)
+        assert_no_exception(second, "the copied link")
+        second.screenshot(path=str(SCREENSHOTS / "link-second-context.png"),
+                          full_page=True, timeout=PAGE_TIMEOUT_MS)
+        reopened = second.evaluate(CONTROLS_JS)
+        assert reopened == shown
+        assert copied_link(second) == link
+    finally:
+        first_context.close()
+        second_context.close()
+
+
+def test_a_link_naming_a_folder_that_is_no_store_writes_nothing(server, browser_page,
+                                                               tmp_path):
+    """``/runs?home=<a plain folder>`` opens the default home, says so, and leaves the
+    folder as it was (no catalogue, cache or lock created there)."""
+    from urllib.parse import quote
+
+    url, home = server
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("mine\n")
+    browser_page.goto(f"{url}/runs?home={quote(str(plain))}&task=mnli&foo=%3Cb%3E",
+                      wait_until="domcontentloaded")
+    settle(browser_page)
+    assert_no_exception(browser_page, "runs on a hostile link")
+    warning = browser_page.locator('[data-testid="stAlert"]').filter(
+        has_text="Parts of this link were ignored").first
+    text = warning.inner_text()
+    assert f"home = {plain}: not a seedlab store" in text
+    assert "foo = <b>: not a setting of this app" in text
+    browser_page.screenshot(path=str(SCREENSHOTS / "hostile-link.png"), timeout=PAGE_TIMEOUT_MS)
+    assert sorted(p.name for p in plain.iterdir()) == ["notes.txt"]
+    assert f"home={quote(str(home), safe='')}" in browser_page.url

@@ -19,7 +19,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from seedlab.cli import main as cli
-from seedlab.runs import plan, queue, spec, tasks, tiny, trainer
+from seedlab.runs import finetune, plan, queue, spec, tasks, tiny
 from seedlab.runs.worker import Worker, WorkerConfig
 from seedlab.store import Store
 
@@ -175,7 +175,7 @@ def test_crash_mid_write_leaves_nothing(store, models, monkeypatch):
     def crash(_task):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(trainer, "_instances_frame", crash)  # after predictions.parquet
+    monkeypatch.setattr(finetune, "instances_frame", crash)  # after predictions.parquet
     assert _run_worker(store) == [(1, "failed")]
     assert "disk full" in queue.jobs(store)["message"].iloc[0]
     assert list((store.home / "runs").glob("job-*")) == []

@@ -153,7 +153,11 @@ def test_decay_matches_stats_on_the_store_arrays(ds):
     expected = stats.decay_bounds(tiny.correct, base.correct)
     assert out["result"].decaying == expected.decaying > 0  # instances 0-7 decay
     np.testing.assert_array_equal(out["result"].diff, expected.diff)
-    bh = stats.bh_details(tiny.p_correct, base.p_correct)
+    # nli_sim has 3 labels: the ensembles are decided on the class probabilities
+    bh = stats.bh_details(
+        store.class_probs("nli_sim", "tiny", PRETRAIN_SEEDS, FINETUNE_SEEDS),
+        store.class_probs("nli_sim", "base", PRETRAIN_SEEDS, FINETUNE_SEEDS),
+        labels=tiny.labels, n_classes=3)
     np.testing.assert_array_equal(out["bh"]["pvalues"], bh["pvalues"])
     assert out["bh"]["bound"] == bh["bound"]
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from seedlab import stats
 from seedlab.align import align_instances, usable_runs
+from seedlab.analyses.decay import blank_texts
 from seedlab.analyses.query import Query, Reader, with_instance_fields
 
 METRICS = ("agreement", "kappa")
@@ -30,12 +31,15 @@ class RunPredictions:
     """``preds (R, N)`` (the smallest integer type that holds the labels: int8 for any
     task with fewer than 128 classes), ``runs``: size, pretrain_seed, finetune_seed (R
     rows, by size, pretraining seed, fine-tuning seed; the runs that exist and predict
-    every shared instance), ``instance_ids (N,)`` and ``labels (N,)``."""
+    every shared instance), ``instance_ids (N,)`` and ``labels (N,)``. ``left_out``: the
+    selected runs not in ``runs``, each as ``(name, why)`` (no such run, or how many of
+    the N shared instances it predicts), in the same order."""
 
     preds: np.ndarray
     runs: pd.DataFrame = field(repr=False)
     instance_ids: np.ndarray
     labels: np.ndarray
+    left_out: tuple[tuple[str, str], ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -48,12 +52,17 @@ def run_predictions(reader: Reader, query: Query) -> RunPredictions:
     """Predictions of every selected run on the instances all ``query.sizes`` share."""
     aligned = align_instances([query.arrays(reader, size) for size in query.sizes])
     n = len(aligned)
-    blocks, meta = [], []
+    blocks, meta, left_out = [], [], []
     for arrays in aligned.arrays:
         usable = usable_runs(arrays)  # (P * F,) run-major
-        meta += [(arrays.size, p, f) for (p, f), ok in
-                 zip(itertools.product(arrays.pretrain_seeds, arrays.finetune_seeds), usable)
-                 if ok]
+        seeds = list(itertools.product(arrays.pretrain_seeds, arrays.finetune_seeds))
+        meta += [(arrays.size, p, f) for (p, f), ok in zip(seeds, usable) if ok]
+        predicted = (arrays.pred >= 0).reshape(n, -1).sum(axis=0)  # (P * F,)
+        missing = set(arrays.missing)
+        left_out += [(f"{arrays.size}/p{p}/f{f}",
+                      "no such run" if (p, f) in missing
+                      else f"predicts {int(k)} of the {n} shared instances")
+                     for (p, f), ok, k in zip(seeds, usable, predicted) if not ok]
         # (runs, N), runs ordered by pretraining seed, then fine-tuning seed
         blocks.append(arrays.pred.reshape(n, -1).T[usable])
     top = max((int(b.max()) for b in blocks if b.size), default=0)
@@ -64,7 +73,8 @@ def run_predictions(reader: Reader, query: Query) -> RunPredictions:
         preds[row:row + len(block)] = block
         row += len(block)
     table = pd.DataFrame(meta, columns=["size", "pretrain_seed", "finetune_seed"])
-    return RunPredictions(preds, table, aligned.instance_ids, aligned.labels)
+    return RunPredictions(preds, table, aligned.instance_ids, aligned.labels,
+                          tuple(left_out))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +137,9 @@ def agreement(reader: Reader, query: AgreementQuery, runs: RunPredictions | None
     wa_rows, wa_notes = [], []
     for size in query.sizes:
         arrays = query.arrays(reader, size)
-        if arrays.missing or len(arrays.pretrain_seeds) < 2 or len(arrays.finetune_seeds) < 2:
+        # an incomplete run (one that misses some instances) has NaN cells too
+        if (not arrays.complete or len(arrays.pretrain_seeds) < 2
+                or len(arrays.finetune_seeds) < 2):
             wa_notes.append(size)
             continue
         within, across = stats.within_across(arrays.correct)
@@ -181,6 +193,6 @@ def disagreements(result: Agreement, instances: pd.DataFrame, label_list: Sequen
         f"A: {a}": [label_list[p] for p in runs.preds[ia][differ]],
         f"B: {b}": [label_list[p] for p in runs.preds[ib][differ]],
     })
-    with_instance_fields(table, instances, ("text_a", "text_b"))
+    table = blank_texts(with_instance_fields(table, instances, ("text_a", "text_b")))
     return Disagreements(table, int(differ.sum()), len(runs.instance_ids),
                          float(result.matrix[ia, ib]))

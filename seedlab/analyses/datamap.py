@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from seedlab import stats
+from seedlab.analyses.decay import blank_texts
 from seedlab.analyses.query import Query, Reader, require_complete, with_instance_fields
 
 BROWSER_FIELDS = ("split", "group", "label", "text_a", "text_b")
@@ -36,6 +37,13 @@ class DataMap:
         counts = self.frame["region"].value_counts()
         return {region: int(counts.get(region, 0)) for region in stats.REGIONS}
 
+    def picked_ids(self, point_indices: Sequence[int]) -> list[str]:
+        """The instance ids at rows ``point_indices`` of ``frame`` (the points selected on
+        the map, which draws the frame in order); indices outside the frame are ignored."""
+        n = len(self.frame)
+        rows = [int(i) for i in point_indices if i is not None and 0 <= int(i) < n]
+        return self.frame["instance_id"].iloc[rows].astype(str).tolist()
+
     def browser(self, instances: pd.DataFrame, regions: Sequence[str],
                 picked: Sequence[str] = ()) -> pd.DataFrame:
         """The rows in ``regions`` (or, when given, the ``picked`` instance ids) with the
@@ -43,7 +51,7 @@ class DataMap:
         frame = self.frame
         view = frame[frame["instance_id"].isin(picked)] if picked else \
             frame[frame["region"].isin(regions)]
-        view = with_instance_fields(view.copy(), instances, BROWSER_FIELDS)
+        view = blank_texts(with_instance_fields(view.copy(), instances, BROWSER_FIELDS))
         return pd.DataFrame(view).sort_values("variability", ascending=False)
 
 

@@ -19,4 +19,8 @@ def agreement_heatmap(matrix: np.ndarray, labels: list[str], title: str, metric:
     fig.update_yaxes(autorange="reversed", type="category", tickfont={"size": 10})
     fig.update_xaxes(type="category", tickangle=-60, tickfont={"size": 10})
     side = min(900, max(450, 14 * len(labels) + 200))
-    return styled(fig, title, x="run", y="run", height=side)
+    fig = styled(fig, title, x="run (size / pretraining seed / fine-tuning seed)", y="run",
+                 height=side)
+    # room for the title and a three-line subtitle above the cells
+    fig.update_layout(margin_t=140)
+    return fig

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from seedlab.figures.common import styled
+from seedlab.markup import plotly_text
 
 
 def data_map_figure(frame: pd.DataFrame, title: str, variability_threshold: float,
                     confidence_threshold: float) -> go.Figure:
     """Scatter of ``variability`` (x) against ``confidence`` (y), coloured by
     ``correctness``; ``frame`` has one row per instance (``stats.seed_data_map`` plus
-    ``instance_id``). Dotted lines mark the region boundaries."""
+    ``instance_id``), drawn in its order (a selected point's ``point_index`` is its row).
+    Dotted lines mark the region boundaries."""
     fig = go.Figure(go.Scattergl(
         x=frame["variability"], y=frame["confidence"], mode="markers",
         marker={"color": frame["correctness"], "colorscale": "RdYlBu", "cmin": 0, "cmax": 1,
                 "size": 7, "opacity": 0.8, "colorbar": {"title": "correctness"}},
-        customdata=frame[["instance_id", "region"]].to_numpy(),
+        # The id as plotly draws it: markup in an id is shown, not rendered. A selection
+        # names its points by position in ``frame`` (point_index), not by this text.
+        customdata=np.column_stack([[plotly_text(i) for i in frame["instance_id"]],
+                                    frame["region"].to_numpy()]),
         hovertemplate=("%{customdata[0]} (%{customdata[1]}): variability %{x:.3f},"
                        " confidence %{y:.3f}<extra></extra>"),
     ))
@@ -31,5 +37,7 @@ def data_map_figure(frame: pd.DataFrame, title: str, variability_threshold: floa
     fig.update_xaxes(range=[0, x_max * 1.05])
     fig.update_yaxes(range=[0, 1.02])
     fig.update_layout(dragmode="select")
-    return styled(fig, title, x="variability (std of gold-label probability across runs)",
-                  y="confidence (mean gold-label probability)", height=550)
+    fig = styled(fig, title, x="variability (std of gold-label probability across runs)",
+                 y="confidence (mean gold-label probability)", height=580)
+    fig.update_layout(margin_t=130)  # the title and up to three subtitle lines
+    return fig

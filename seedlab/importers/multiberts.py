@@ -321,7 +321,7 @@ def _label_list(store: Store, task: str, labels: list[str], n_classes: int,
     labels give '0'..'C-1' (C = score columns); text labels give their sorted set."""
     if task in given:
         return given[task]
-    row = store._task_row(task)
+    row = store.task_row(task)
     if row is not None and row["label_list"]:
         return row["label_list"]
     if all(v.lstrip("-").isdigit() for v in labels):

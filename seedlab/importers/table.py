@@ -118,7 +118,7 @@ def ensure_task(tx: Transaction, store: Store, task: str, label_list: Sequence[s
                 source: str = "") -> None:
     """Register ``task`` with ``label_list`` unless the store already has exactly that (so a
     repeated import leaves the store untouched). A different label list is an InputError."""
-    row = store._task_row(task)
+    row = store.task_row(task)
     labels = [str(x) for x in label_list]
     if row is not None and (row["label_list"] == labels or not labels):
         return
@@ -437,7 +437,7 @@ def import_long(store: Store, path: Path, *, task: str | None = None, size: str 
                 raise loc.error(int(np.argmax(rows)), f"label_list {inputs.quote(first)} is not"
                                 " a list", "label_list", 'a JSON array of class names, e.g.'
                                 ' ["0", "1"]')
-        row = store._task_row(name)
+        row = store.task_row(name)
         if given is None and row is not None and row["label_list"]:
             given = row["label_list"]
         if given is None:
@@ -673,7 +673,7 @@ def import_arrays(store: Store, path: Path, *, task: str | None = None, size: st
             raise InputError(side_path, f"labels has {got} entries but the array has {n}"
                              " instances", field="labels", expected=f"{n} gold labels")
         if label_list is None:
-            row = store._task_row(task_name)
+            row = store.task_row(task_name)
             label_list = (row["label_list"] if row and row["label_list"] else _infer_label_list(
                 [str(x) for x in labels_raw], probs.shape[-1] if probs is not None else 0))
         lookup = label_index(label_list)
@@ -690,7 +690,7 @@ def import_arrays(store: Store, path: Path, *, task: str | None = None, size: st
                                  expected="class names from label_list, or their indices")
             gold[i], gold_names[i] = lookup[name], name
     if label_list is None:
-        row = store._task_row(task_name)
+        row = store.task_row(task_name)
         label_list = row["label_list"] if row else (
             [str(i) for i in range(probs.shape[-1])] if probs is not None else [])
     if probs is not None:

@@ -251,7 +251,7 @@ def import_zhong_decaying(store: Store, path: str | Path) -> dict[str, Any]:
     parsed = [_read_decaying(f, path if path.is_dir() else None) for f in files]
     label_lists: dict[str, list[str]] = {}
     for item in parsed:
-        known = store._task_row(item.task)
+        known = store.task_row(item.task)
         if item.task in label_lists:
             labels = label_lists[item.task]
         elif known is not None:
@@ -266,7 +266,7 @@ def import_zhong_decaying(store: Store, path: str | Path) -> dict[str, Any]:
     tasks: dict[str, dict[str, Any]] = {}
     with store.transaction(DECAYING_KIND, str(path)) as tx:
         for task, labels in label_lists.items():
-            known = store._task_row(task)
+            known = store.task_row(task)
             if known is None or list(known["label_list"]) != labels:
                 tx.set_task(task, labels, source=str(path),
                             description="Zhong et al. (2021) instance-level study")
@@ -839,7 +839,7 @@ def import_zhong(store: Store, path: str | Path, tasks: list[str] | None = None,
     plans = [_plan_task(root, folder) for folder in _task_folders(root, tasks)]
     with store.transaction(RELEASE_KIND, str(root), replace=replace) as tx:
         for plan in plans:
-            known = store._task_row(plan.task)
+            known = store.task_row(plan.task)
             if known is None or list(known["label_list"]) != plan.label_list:
                 tx.set_task(plan.task, plan.label_list, source=str(plan.folder),
                             description="Zhong et al. (2021) prediction release")

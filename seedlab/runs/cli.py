@@ -100,15 +100,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _grid_from_args(args: argparse.Namespace) -> spec.GridSpec:
     if args.spec:
         return spec.load_grid(args.spec)
-    data = {k: getattr(args, k) for k in (
-        "task", "data", "size", "pretrain_seed", "finetune_seeds", "checkpoints", "epochs",
-        "learning_rate", "batch_size", "max_seq_length", "warmup", "max_train_examples",
-        "max_eval_examples", "intermediate_task", "intermediate_data") if getattr(args, k) is not None}
-    if args.model:
-        data["model"] = args.model[0] if len(args.model) == 1 else args.model
-    if args.prune:
-        data["prune"] = True
-    return spec.parse_grid(data, "command line")
+    return spec.grid_from_fields({k: getattr(args, k) for k in (
+        "task", "data", "model", "size", "pretrain_seed", "finetune_seeds", "checkpoints",
+        "epochs", "learning_rate", "batch_size", "max_seq_length", "warmup",
+        "max_train_examples", "max_eval_examples", "intermediate_task", "intermediate_data",
+        "prune")}, "command line")
 
 
 def cmd_submit(store, args: argparse.Namespace) -> int:

@@ -29,25 +29,33 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from seedlab.runs.spec import JobSpec
-from seedlab.runs.tasks import load_task
-from seedlab.runs.trainer import (
-    JobCancelled,
+from seedlab.runs.device import (
+    LossMeter,
+    adamw,
+    default_device,
+    optimizer_step,
+    precision_for,
+)
+from seedlab.runs.jobs import (
     JobFailed,
     Log,
     ProgressFn,
     RunResult,
+    atomic_folder,
+    check_progress,
     log_path,
-    optimizer_step,
+    read_json,
 )
-from seedlab.runs.trainer import versions as library_versions
+from seedlab.runs.jobs import versions as library_versions
+from seedlab.runs.spec import JobSpec
+from seedlab.runs.tasks import load_task
 
 VOCAB_SIZE = 4000
 HEAD_DIM = 32
@@ -108,12 +116,14 @@ def shared_tokenizer(texts: list[str], root: Path, vocab_size: int = VOCAB_SIZE)
     digest = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:12]
     final = root / TOKENIZER_FOLDER / f"{digest}-v{vocab_size}"
     if not (final / "tokenizer.json").exists():
-        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-        train_tokenizer(texts, tmp, vocab_size)
+        # Jobs may train the same vocabulary at once: the first to finish wins, so an
+        # earlier job's temporary folder is not removed here (it may still be in use).
         try:
-            os.rename(tmp, final)
-        except OSError:  # another job got there first: use its tokenizer
-            shutil.rmtree(tmp, ignore_errors=True)
+            with atomic_folder(final, clean_stale=False) as tmp:
+                train_tokenizer(texts, tmp, vocab_size)
+        except OSError:
+            if not (final / "tokenizer.json").exists():
+                raise
     from transformers import BertTokenizerFast
 
     return BertTokenizerFast.from_pretrained(final)
@@ -193,7 +203,7 @@ def mlm_accuracy(model, tokenizer, texts: list[str], max_len: int, device: str,
 
 
 def pretrain(spec: JobSpec, out: Path, *, device: str, progress: ProgressFn,
-             log) -> dict:
+             log: Callable[[str], None]) -> dict[str, Any]:
     """Train the tokenizer and the masked-LM of ``spec`` into folder ``out``; returns the
     summary written to ``pretrain.json``."""
     import torch
@@ -220,23 +230,22 @@ def pretrain(spec: JobSpec, out: Path, *, device: str, progress: ProgressFn,
                         num_attention_heads=hidden // HEAD_DIM, intermediate_size=4 * hidden,
                         max_position_embeddings=max(64, spec.max_seq_length),
                         pad_token_id=tokenizer.pad_token_id)
+    precision = precision_for(device)
     model = BertForMaskedLM(config).to(device)
     enc = _encode(tokenizer, texts, spec.max_seq_length)
     n = len(texts)
     steps_per_epoch = math.ceil(n / spec.batch_size)
     total = max(1, math.ceil(spec.epochs * steps_per_epoch))
-    decay = [p for name, p in model.named_parameters()
-             if not name.endswith(("bias", "LayerNorm.weight"))]
-    no_decay = [p for name, p in model.named_parameters()
-                if name.endswith(("bias", "LayerNorm.weight"))]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": spec.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=spec.learning_rate)
+    # The unfused AdamW: the default study (data/) was pretrained with it, and a rebuild
+    # should give the same models.
+    optimizer = adamw(model, spec.learning_rate, spec.weight_decay, device, fused=False)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(spec.warmup * total), total)
     generator = torch.Generator().manual_seed(seed)
     log(f"pretraining {spec.size} ({layers} layers x {hidden} hidden, {hidden // HEAD_DIM}"
         f" heads, vocabulary {len(tokenizer)}) seed {seed}: {n} texts, {total} steps"
-        f" ({steps_per_epoch} per epoch) on {device}")
+        f" ({steps_per_epoch} per epoch) on {device} ({precision.dtype})")
+    scaler = precision.scaler()
+    meter = LossMeter("pretraining", device, decay=0.98)
     step, loss_ema, right, seen = 0, None, 0, 0
     history = []
     model.train()
@@ -249,21 +258,23 @@ def pretrain(spec: JobSpec, out: Path, *, device: str, progress: ProgressFn,
             if not (labels != -100).any():
                 continue
             batch["input_ids"] = inputs.to(device)
-            loss, c, m = _mlm_loss(model, batch, labels.to(device))
+            with precision.autocast():
+                loss, c, m = _mlm_loss(model, batch, labels.to(device))
+            optimizer_step(model, loss, optimizer, scheduler, scaler)
             step += 1
-            value = optimizer_step(model, loss, optimizer, scheduler, step, "pretraining")
-            loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
+            loss_ema = meter.add(step, loss)
             right, seen = right + c, seen + m
             if step % max(1, steps_per_epoch // 2) == 0 or step == total:
+                loss_ema = meter.read()
                 history.append({"step": step, "loss": round(loss_ema, 4),
                                 "train_mlm_accuracy": round(right / max(seen, 1), 4)})
                 log(f"pretraining: step {step}/{total} loss {loss_ema:.4f} masked-token"
                     f" accuracy {right / max(seen, 1):.4f}")
                 right = seen = 0
-            if not progress("pretraining", step, total, loss_ema):
-                raise JobCancelled("cancelled")
+            check_progress(progress, "pretraining", step, total, loss_ema)
             if step >= total:
                 break
+    loss_ema = meter.read()
     accuracy = mlm_accuracy(model, tokenizer, held_out, spec.max_seq_length, device)
     log(f"pretraining: held-out masked-token accuracy {accuracy:.4f}")
     model.save_pretrained(out)
@@ -276,49 +287,48 @@ def pretrain(spec: JobSpec, out: Path, *, device: str, progress: ProgressFn,
             "versions": library_versions()}
 
 
-def run_pretrain_job(store, job_id: int, spec: JobSpec, *, progress: ProgressFn,
+def run_pretrain_job(store: Any, job_id: int, spec: JobSpec, *, progress: ProgressFn,
                      device: str | None = None) -> RunResult:
     """Run a ``pretrain`` job: write the model folder ``spec.model`` atomically.
 
     A folder that is already complete (an earlier attempt, or an earlier build) is kept
     as it is. ``RunResult.accuracy`` is the held-out masked-token accuracy."""
-    from seedlab.runs.trainer import _device
-
     log = Log(log_path(store, job_id))
     final = Path(spec.model).expanduser().resolve()
     run_id = f"pretrain:{spec.task}/{spec.size}/p{spec.pretrain_seed}"
-    if (final / "pretrain.json").exists():
-        summary = json.loads((final / "pretrain.json").read_text())
+    if (final / SUMMARY).exists():
         log(f"model folder {final} is already complete; keeping it")
-        return RunResult(final, run_id, float(summary["held_out_mlm_accuracy"]))
+        return RunResult(final, run_id, held_out_accuracy(final))
     if final.exists():
         raise JobFailed(f"model folder {final} exists but is not a finished pretraining run;"
                         " remove it or choose another folder")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".tmp-{final.name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(final) as tmp:
         log(f"job {job_id}: {spec.to_json()}")
-        summary = pretrain(spec, tmp, device=device or _device(), progress=progress, log=log)
+        summary = pretrain(spec, tmp, device=device or default_device(), progress=progress,
+                           log=log)
         summary["job_id"] = job_id
-        (tmp / "pretrain.json").write_text(json.dumps(summary, indent=2))
+        (tmp / SUMMARY).write_text(json.dumps(summary, indent=2))
         shutil.copyfile(log.path, tmp / "log.txt")
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f"model folder written: {final}")
     return RunResult(final, run_id, float(summary["held_out_mlm_accuracy"]))
 
 
+SUMMARY = "pretrain.json"
+
+
+def read_summary(model_dir: str | Path) -> dict[str, Any]:
+    """The ``pretrain.json`` of a finished model folder: spec, seed, layers, hidden, heads,
+    vocab_size, n_texts, steps, final_loss, held_out_mlm_accuracy, history, device,
+    seconds, versions, job_id."""
+    return read_json(Path(model_dir) / SUMMARY,
+                     "the summary a finished pretraining job writes (held_out_mlm_accuracy, ...)")
+
+
 def held_out_accuracy(model_dir: str | Path) -> float:
     """The held-out masked-token accuracy recorded in a finished model folder."""
-    return float(json.loads((Path(model_dir) / "pretrain.json").read_text())
-                 ["held_out_mlm_accuracy"])
+    return float(read_summary(model_dir)["held_out_mlm_accuracy"])
 
 
 __all__ = ["HEAD_DIM", "PRETRAIN_SLOT", "VOCAB_SIZE", "held_out_accuracy", "mask_tokens",
-           "mlm_accuracy", "parse_size", "pretrain", "pretrain_spec", "run_pretrain_job",
+           "mlm_accuracy", "parse_size", "pretrain", "pretrain_spec", "read_summary", "run_pretrain_job",
            "shared_tokenizer", "train_tokenizer"]

@@ -287,6 +287,30 @@ def parse_grid(data: dict[str, Any], source: str = "<spec>") -> GridSpec:
                     finetune_seeds=finetune, options=options, source=source)
 
 
+def grid_from_fields(fields: dict[str, Any], source: str) -> GridSpec:
+    """A grid from the fields a form or a command line gives (the Runs page and
+    ``seedlab runs submit`` build their grids here, so both read fields the same way).
+
+    ``fields`` holds spec fields (``task``, ``model``, ``size``...); a field that is None,
+    blank text or an empty list is left out (the spec's default applies), a ``model`` list
+    of one is that one source, and ``prune`` False means no pruning. Numbers may be given
+    as text (``"3.33"``): ``parse_grid`` reads them, refusing NaN and infinities with the
+    field named."""
+    data: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, str):
+            value = value.strip()
+        if value is None or (isinstance(value, (str, list, tuple)) and not value):
+            continue
+        data[name] = value
+    model = data.get("model")
+    if isinstance(model, (list, tuple)):
+        data["model"] = model[0] if len(model) == 1 else list(model)
+    if not data.get("prune"):
+        data.pop("prune", None)
+    return parse_grid(data, source)
+
+
 def load_grid(path: str | Path) -> GridSpec:
     """Read a grid spec from a JSON file."""
     path = Path(path)

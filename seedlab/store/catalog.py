@@ -558,7 +558,6 @@ class Catalog:
         with self._read() as c:
             return q(c)
 
-    _task_row = task_row  # the importers' name until they call task_row
 
     def _instance_file(self, task: str, con: sqlite3.Connection) -> str | None:
         row = con.execute("SELECT file FROM instance_files WHERE task = ?", (task,)).fetchone()

@@ -422,6 +422,39 @@ class Reads:
             checkpoints=used, correct=correct, p_correct=p_correct, pred=pred, missing=missing,
         )
 
+    def class_probs(self, task: str, size: str, pretrain_seeds: Sequence[Any],
+                    finetune_seeds: Sequence[int], checkpoint: Any = "last"
+                    ) -> np.ndarray | None:
+        """Class probabilities ``(N, P, F, L)`` float64 of one task and size, on the
+        instances and seeds of ``arrays(task, size, pretrain_seeds, finetune_seeds,
+        checkpoint)`` in the same order (no split), at ``checkpoint`` (``'last'``: each
+        run's last; or one value). NaN where a run or a prediction is missing. ``None``
+        when the runs' ``probs`` cannot be held densely (see ``cubes.run_probs``)."""
+        every_run = self.runs(task=task, size=size)
+        if every_run.empty:
+            raise StoreError(f"no runs for task {task!r}, size {size!r}")
+        cube = cubes.load_cube(self.cube_source(task), size, every_run)
+        probs = cubes.run_probs(self.cube_source(task), cube, every_run)  # (P, F, N, E, L)
+        if probs is None:
+            return None
+        p_pos = {p: i for i, p in enumerate(cube.pretrain_seeds)}
+        f_pos = {f: i for i, f in enumerate(cube.finetune_seeds)}
+        n, width = probs.shape[2], probs.shape[4]
+        out = np.full((n, len(pretrain_seeds), len(finetune_seeds), width), np.nan)
+        for a, p in enumerate(pretrain_seeds):
+            for b, f in enumerate(finetune_seeds):
+                pi, fi = p_pos.get(str(p)), f_pos.get(int(f))
+                if pi is None or fi is None:
+                    continue
+                if isinstance(checkpoint, str) and checkpoint == "last":
+                    e = int(cube.last[pi, fi])
+                else:
+                    e = next((i for i, c in enumerate(cube.checkpoints)
+                              if round(c, 4) == round(float(checkpoint), 4)), -1)
+                if e >= 0:
+                    out[:, a, b] = probs[pi, fi, :, e]
+        return out
+
     def cube_source(self, task: str, instance_file: str | None = None) -> cubes.CubeSource:
         """What ``seedlab.cubes`` builds the cubes of ``task`` from (``instance_file``: the
         task's registered instance file, when the caller has already read it)."""

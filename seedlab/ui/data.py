@@ -12,6 +12,7 @@ and the wrappers below with a query from ``seedlab.analyses``; the computing is 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,34 @@ from seedlab.store import SeedArrays, Store
 from seedlab.ui.state import Selection, current
 
 Q = TypeVar("Q", bound=analyses.Query)
+
+
+HOMES_ROOT = "SEEDLAB_HOMES_ROOT"  # environment: the folder URL homes must lie under
+MAX_HOME_CHARS = 1024
+
+
+def openable_home(text: str) -> tuple[Path | None, str]:
+    """Whether the app may open the home ``text`` names (from the URL or the sidebar's
+    text box): ``(resolved folder, "")`` when it already is a seedlab store
+    (``Store.is_home``) and, where ``$SEEDLAB_HOMES_ROOT`` was set at start-up, lies under
+    that root; else ``(None, why)``. Only looks: never creates or writes anything, so a
+    link cannot make the app write a store, a cache or a lock anywhere."""
+    if len(text) > MAX_HOME_CHARS:
+        return None, f"longer than {MAX_HOME_CHARS} characters"
+    if not text.strip() or any(not c.isprintable() for c in text):
+        return None, "not a folder name (empty, or holds control characters)"
+    try:
+        home = Path(text).expanduser().resolve()
+        root = os.environ.get(HOMES_ROOT)
+        if root and not home.is_relative_to(Path(root).expanduser().resolve()):
+            return None, f"outside the folder homes may be opened from (${HOMES_ROOT})"
+        if not home.is_dir():
+            return None, "no such folder" if not home.exists() else "not a folder"
+        if not Store.is_home(home):
+            return None, "not a seedlab store (no catalogue, no predictions or instances)"
+    except (OSError, RuntimeError, ValueError) as error:
+        return None, f"not a usable folder ({type(error).__name__})"
+    return home, ""
 
 
 @st.cache_resource(show_spinner=False)
@@ -236,6 +265,17 @@ def current_data() -> Data | None:
     if selection.task is None and not Store.is_home(selection.home):
         return None
     return open_data(selection.home)
+
+
+def selected_store(message: str) -> Store:
+    """The store of the sidebar's home (the Runs page, which also works on a store with no
+    tasks yet); when that home holds no store, show ``message`` and stop the page, so that
+    opening a page never creates one."""
+    selection = current()
+    if not Store.is_home(selection.home):
+        st.info(message)
+        st.stop()
+    return get_store(selection.home)
 
 
 def selected_data(message: str, need_sizes: bool = True) -> tuple[Selection, Data]:

@@ -7,11 +7,16 @@ every choice in the URL through ``seedlab.ui.state``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
+from seedlab.analyses.query import complete_grid, missing_runs_advice
+from seedlab.demo import MANIFEST
+from seedlab.schema import canonical_task
 from seedlab.store import Store
 from seedlab.ui import data
 from seedlab.ui.state import (
@@ -23,9 +28,12 @@ from seedlab.ui.state import (
     TASK,
     Selection,
     default_home,
+    drop_unknown_params,
+    note_ignored,
     restore_url,
     set_current,
-    share_url,
+    show_link,
+    show_notes,
     url_multiselect,
     url_selectbox,
     url_text,
@@ -35,20 +43,30 @@ from seedlab.ui.state import (
 DefaultTask = Callable[[Path, list[str]], "str | None"]
 
 
-def sidebar(default_task: DefaultTask | None = None) -> Selection:
+def sidebar(default_task: DefaultTask | None = None, pages: Sequence[str] = (),
+            page: str = "") -> Selection:
     """Draw the shared sidebar (dataset, task, sizes, seeds, checkpoint, copy link, simulated
     banner) and return the selection. Called by ``app.py`` only, once per run.
     ``default_task(home, tasks)`` names the task to open on (``app.py`` passes the default
-    study's, ``seedlab.demo.default_task``); else the first task."""
+    study's, ``seedlab.demo.default_task``); else the first task. ``pages``: the url paths
+    of the app's pages, whose ``<page>.<name>`` parameters the URL may hold; any other name
+    is dropped with a note; ``page``: the one shown in this run.
+
+    What the URL asks for and the app cannot show (a home that is not a seedlab store, an
+    unknown task, seeds or sizes the task lacks, values that do not parse) falls back to
+    the default, and a warning at the top of the page says what was ignored."""
     restore_url()
+    notes = st.empty()
+    show_notes(lambda lines: _show_ignored(notes, lines), page)
+    drop_unknown_params(pages)
     with st.sidebar:
         st.markdown("### Data")
-        home_text = url_text("Dataset (seedlab home)", HOME, str(default_home()),
-                             help="A folder holding a seedlab store (`seedlab import` writes"
-                                  " one). Defaults to $SEEDLAB_HOME, else home/: your own copy"
-                                  " of the shipped study in data/, where your runs and imports"
-                                  " go.")
-        home = Path(home_text).expanduser()
+        home = Path(url_text(
+            "Dataset (seedlab home)", HOME, str(default_home()), valid=_openable,
+            max_chars=data.MAX_HOME_CHARS,
+            help="A folder holding a seedlab store (`seedlab import` writes one). Defaults to"
+                 " $SEEDLAB_HOME, else home/: your own copy of the shipped study in data/,"
+                 " where your runs and imports go.")).expanduser()
         selection = Selection(home=home, task=None)
         if not Store.is_home(home):
             st.warning(f"No seedlab store at `{home}`. Import data with `seedlab import ...`"
@@ -64,6 +82,7 @@ def sidebar(default_task: DefaultTask | None = None) -> Selection:
             _copy_link()
             return selection
         task_names = tasks["task"].tolist()
+        _canonical_task_in_url(task_names)
         first = (default_task(home, task_names) if default_task else None) or task_names[0]
         task = url_selectbox("Task", task_names, TASK, first)
         sizes = ds.sizes(task)
@@ -75,11 +94,17 @@ def sidebar(default_task: DefaultTask | None = None) -> Selection:
         if not sizes:
             st.info(f"Task {task} has no runs yet.")
         else:
-            selection.sizes = url_multiselect("Sizes", sizes, SIZES, sizes)
+            # Open on what is complete: the published study, or the sizes with every run
+            # of the seeds (a user's one-run test of a new size stays out until chosen).
+            runs = ds.runs(task)
+            grid = complete_grid(runs, sizes, p_all, f_all, _study(home, task))
+            selection.sizes = url_multiselect("Sizes", sizes, SIZES, list(grid.sizes))
             selection.pretrain_seeds = url_multiselect("Pretraining seeds", p_all, PRETRAIN,
-                                                       p_all)
+                                                       list(grid.pretrain_seeds))
             selection.finetune_seeds = url_multiselect("Fine-tuning seeds", f_all, FINETUNE,
-                                                       f_all, kind=list[int])
+                                                       list(grid.finetune_seeds),
+                                                       kind=list[int])
+            _warn_incomplete(runs, selection)
             ckpt_options = ["last"] + [_ckpt_text(c) for c in ckpts]
             selection.checkpoint = url_selectbox(
                 "Checkpoint", ckpt_options, CHECKPOINT, "last",
@@ -97,12 +122,84 @@ def sidebar(default_task: DefaultTask | None = None) -> Selection:
     return selection
 
 
+def _study(home: Path, task: str) -> dict | None:
+    """The manifest of the study published in ``home`` (``seedlab demo``) when it is of
+    ``task``, else None."""
+    try:
+        manifest = json.loads((home / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("task") == task else None
+
+
+def _warn_incomplete(runs: pd.DataFrame, selection: Selection) -> None:
+    """Name what to deselect when a selected size lacks runs of the selected seeds (the
+    pages that need every run, such as Bias and variance, stop on it)."""
+    have = set(zip(runs["size"].astype(str), runs["pretrain_seed"].astype(str),
+                   runs["finetune_seed"].astype(int), strict=True))
+    for size in selection.sizes:
+        missing = [(p, f) for p in selection.pretrain_seeds for f in selection.finetune_seeds
+                   if (size, p, f) not in have]
+        if missing:
+            advice = missing_runs_advice(size, selection.pretrain_seeds,
+                                         selection.finetune_seeds, missing)
+            st.warning(advice[0].upper() + advice[1:] + " The analyses that need every selected"
+                       " run leave the size out or stop.", icon=":material/grid_off:")
+
+
+def _openable(text: str) -> str:
+    """``text`` when it names a home the app may open (``data.openable_home``) or is the
+    default home; else the default home, noting why ``text`` was ignored."""
+    default = str(default_home())
+    if text == default:
+        return text
+    _home, why = data.openable_home(text)
+    if why:
+        note_ignored(HOME, text, f"{why}; opened {default} instead")
+        return default
+    return text
+
+
+def _canonical_task_in_url(task_names: list[str]) -> None:
+    """A task the URL names by an alias (``mnli``, ``sst2``) opens the task stored under
+    its canonical name (``MNLI``, ``SST-2``; ``seedlab.schema.canonical_task``)."""
+    asked = st.query_params.get(TASK)
+    if asked is None or asked in task_names:
+        return
+    canonical = canonical_task(asked)
+    if canonical in task_names:
+        st.query_params[TASK] = canonical
+
+
+def _show_ignored(slot, notes: list[str]) -> None:
+    """The warning listing what was ignored from the link, as plain text."""
+    lines = "\n".join(f"- {_plain(note)}" for note in notes)
+    slot.warning(f"**Parts of this link were ignored**, the defaults shown instead:\n{lines}",
+                 icon=":material/link_off:")
+
+
+def _plain(text: str) -> str:
+    """``text`` with every Markdown/HTML character escaped, so it shows as written."""
+    return "".join(f"\\{c}" if c in _MARKDOWN_CHARS else c for c in text)
+
+
+_MARKDOWN_CHARS = set("\\`*_{}[]()#+-.!|<>~$&:=\"'")
+
+
 def _ckpt_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _copy_link() -> None:
-    with st.popover("Copy link", icon=":material/link:", width="stretch"):
-        st.caption("This link reopens exactly this view: dataset, task, sizes, seeds,"
-                   " checkpoint, page and the page's own settings. Copy it with the icon.")
-        st.code(share_url(), language=None, wrap_lines=True)
+    """The copy-link popover, in a placeholder that ``seedlab.ui.state.show_link`` fills
+    again whenever the page's own controls change the URL later in the run."""
+    slot = st.empty()
+
+    def draw(url: str) -> None:
+        with slot.container(), st.popover("Copy link", icon=":material/link:",
+                                          width="stretch"):
+            st.caption("This link reopens exactly this view: dataset, task, sizes, seeds,"
+                       " checkpoint, page and the page's own settings. Copy it with the icon.")
+            st.code(url, language=None, wrap_lines=True)
+
+    show_link(draw)

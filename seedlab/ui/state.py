@@ -15,6 +15,7 @@ this module reads no data.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,12 @@ HOME, TASK, SIZES, PRETRAIN, FINETUNE, CHECKPOINT = (
 )
 _SHADOW = "_seedlab_url_state"  # name -> value, survives page switches
 _SELECTION = "_seedlab_selection"
+_LINK = "_seedlab_link"  # (draw, url drawn) of this run's copy-link slot
+_NOTES = "_seedlab_ignored"  # (draw, notes) of this run: what of the URL was ignored
+SHARED = (HOME, TASK, SIZES, PRETRAIN, FINETUNE, CHECKPOINT)
+# Streamlit's own parameters (embedding), which the app never reads.
+STREAMLIT_PARAMS = ("embed", "embed_options")
+MAX_TEXT = 256  # characters of a text value taken from the URL
 
 
 @dataclass
@@ -86,13 +93,21 @@ def _shadow() -> dict[str, Any]:
 
 
 def _parse(raw: list[str], kind: Any) -> Any:
-    """Turn the query-string values of one name into a value of ``kind``."""
+    """Turn the query-string values of one name into a value of ``kind``; ValueError when
+    they do not make one (numbers must be finite)."""
+    try:
+        return _parse_values(raw, kind)
+    except (TypeError, OverflowError, RecursionError) as error:
+        raise ValueError(str(error)) from None
+
+
+def _parse_values(raw: list[str], kind: Any) -> Any:
     if kind is list or kind == list[str]:
         return [str(v) for v in raw]
     if kind == list[int]:
         return [int(v) for v in raw]
     if kind == list[float]:
-        return [float(v) for v in raw]
+        return [_finite(float(v)) for v in raw]
     if not raw:
         raise ValueError("empty")
     text = raw[-1]
@@ -103,8 +118,19 @@ def _parse(raw: list[str], kind: Any) -> Any:
             return False
         raise ValueError(text)
     if kind is dict:
-        return json.loads(text)
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return value
+    if kind is float:
+        return _finite(float(text))
     return kind(text)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    return value
 
 
 def _format(value: Any) -> str | list[str]:
@@ -126,14 +152,21 @@ def url_param(name: str, default: Any, kind: Any = str) -> Any:
     """
     value = default
     if name in st.query_params:
+        raw = st.query_params.get_all(name)
         try:
-            value = _parse(st.query_params.get_all(name), kind)
-        except (TypeError, ValueError):
+            value = _parse(raw, kind)
+        except ValueError:
             value = default
+            note_ignored(name, raw, f"not {_KIND_TEXT.get(kind, 'a valid value')}; using"
+                                    f" {_short(default)}")
     elif name in _shadow():
         value = _shadow()[name]
     set_url_param(name, value)
     return value
+
+
+_KIND_TEXT = {int: "a whole number", float: "a finite number", bool: "true or false",
+              dict: "a JSON object", list[int]: "whole numbers", list[float]: "numbers"}
 
 
 def set_url_param(name: str, value: Any) -> None:
@@ -143,6 +176,7 @@ def set_url_param(name: str, value: Any) -> None:
         shadow.pop(name, None)
         if name in st.query_params:
             del st.query_params[name]
+            _refresh_link()
         return
     shadow[name] = value
     formatted = _format(value)
@@ -150,6 +184,7 @@ def set_url_param(name: str, value: Any) -> None:
     wanted = formatted if isinstance(formatted, list) else [formatted]
     if current != wanted:
         st.query_params[name] = formatted
+        _refresh_link()
 
 
 def restore_url() -> None:
@@ -173,6 +208,96 @@ def share_url() -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
+def show_link(draw: Callable[[str], None]) -> None:
+    """Show the link of the view with ``draw(url)`` now, and again each time this run
+    changes the URL, so that it always holds the view on screen: the page's own controls
+    write their state after the sidebar has drawn the link, and a page may end its run
+    early (``st.stop``), after which nothing more can be drawn. ``draw`` fills one
+    placeholder (``seedlab.ui.sidebar``). Called once per run; :func:`end_run` closes it."""
+    url = share_url()
+    st.session_state[_LINK] = (draw, url)
+    draw(url)
+
+
+def _refresh_link() -> None:
+    entry = st.session_state.get(_LINK)
+    if entry is None or _in_fragment_rerun():
+        return
+    draw, shown = entry
+    url = share_url()
+    if url != shown:
+        st.session_state[_LINK] = (draw, url)
+        draw(url)
+
+
+def _in_fragment_rerun() -> bool:
+    """Whether this run reruns fragments only (the sidebar's placeholder is not part of it)."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
+
+
+def show_notes(draw: Callable[[list[str]], None], view: str = "") -> None:
+    """Show what was ignored from the URL (values that do not parse or are not available,
+    unknown names, a home that is not a store) with ``draw(notes)``, now and with each new
+    note. The notes last while the session stays on ``view`` (the page), so a rerun does
+    not hide them. Called once per run (``seedlab.ui.sidebar``)."""
+    previous = st.session_state.get(_NOTES)
+    notes = previous[1] if previous is not None and previous[2] == view else {}
+    st.session_state[_NOTES] = (draw, notes, view)
+    if notes:
+        draw(list(notes.values()))
+
+
+def note_ignored(name: str, raw: Any, why: str) -> None:
+    """Record (and show) that the URL's ``name`` = ``raw`` was ignored, and ``why``."""
+    entry = st.session_state.get(_NOTES)
+    if entry is None or _in_fragment_rerun():
+        return
+    draw, notes, _view = entry
+    if name not in notes:  # the first reason given for a name is the one shown
+        notes[name] = f"{name} = {_short(raw)}: {why}."
+        draw(list(notes.values()))
+
+
+def ignored_notes() -> list[str]:
+    """What this run ignored from the URL, one sentence each (tests, the sidebar)."""
+    entry = st.session_state.get(_NOTES)
+    return list(entry[1].values()) if entry else []
+
+
+def drop_unknown_params(pages: Sequence[str]) -> None:
+    """Remove the URL's parameters no part of the app reads (names other than the shared
+    selection's and ``<page>.<name>`` for the app's ``pages``), saying so."""
+    prefixes = tuple(f"{page}." for page in pages)
+    for name in list(st.query_params):
+        if name in SHARED or name in STREAMLIT_PARAMS or name.startswith(prefixes):
+            continue
+        note_ignored(_short(name, 40), st.query_params.get_all(name), "not a setting of this app")
+        del st.query_params[name]
+        _shadow().pop(name, None)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``value`` as a short line of text: lists joined, long text cut (with its length),
+    control characters shown escaped."""
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(str(v) for v in value)
+    text = str(value)
+    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:limit])
+    length = len(str(value))
+    return text if length <= limit else f"{text}... ({length} characters)"
+
+
+def end_run() -> None:
+    """Bring the link up to date with the view at the end of a full run (``app.py`` calls
+    it after the page has run) and forget this run's placeholder."""
+    _refresh_link()
+    if not _in_fragment_rerun():
+        st.session_state.pop(_LINK, None)
+
+
 # ---------------------------------------------------------------------------------------
 # Widgets bound to URL parameters. Each takes the URL name, creates the widget with
 # ``key=name`` and keeps the URL in step with it.
@@ -185,18 +310,43 @@ def _changed_outside(name: str, kind: Any) -> bool:
         return False
     try:
         return _parse(st.query_params.get_all(name), kind) != _shadow()[name]
-    except (TypeError, ValueError):
+    except ValueError:
         return False
 
 
+def _from_outside(name: str, kind: Any) -> bool:
+    """Whether the URL's value of ``name`` came from outside this session (a link, an
+    edited address) rather than from this session's own writes."""
+    if name not in st.query_params:
+        return False
+    if name not in _shadow():
+        return True
+    try:
+        return _parse(st.query_params.get_all(name), kind) != _shadow()[name]
+    except ValueError:
+        return True
+
+
 def _bind(name: str, default: Any, kind: Any, valid: Callable[[Any], Any] | None = None) -> str:
+    """Put the widget ``name``'s value in ``st.session_state[name]`` before it is drawn:
+    the session's value, or the URL's when it came from outside (then a value ``valid``
+    changes is noted as ignored). ``valid`` maps any value to an allowed one."""
     key = name
+    outside = False
     if key in st.session_state and not _changed_outside(name, kind):
         value = st.session_state[key]
     else:
+        outside = _from_outside(name, kind)
         value = url_param(name, default, kind)
     if valid is not None:
-        value = valid(value)
+        try:
+            checked = valid(value)
+        except (TypeError, ValueError, OverflowError):
+            checked = valid(default)
+        if outside and checked != value:
+            note_ignored(name, st.query_params.get_all(name),
+                         f"not one of the choices here; using {_short(checked)}")
+        value = checked
     st.session_state[key] = value
     return key
 
@@ -257,7 +407,7 @@ def url_number(label: str, name: str, default: float, kind: Any = int,
     """``st.number_input`` whose value lives in the URL under ``name``."""
 
     def valid(v: Any) -> Any:
-        v = kind(v)
+        v = kind(_finite(float(v)))
         if min_value is not None and v < min_value:
             v = kind(min_value)
         if max_value is not None and v > max_value:
@@ -275,7 +425,7 @@ def url_slider(label: str, name: str, default: Any, kind: Any = float,
     """``st.slider`` whose value lives in the URL under ``name`` (one value)."""
 
     def valid(v: Any) -> Any:
-        v = kind(v)
+        v = kind(_finite(float(v)))
         if min_value is not None:
             v = max(v, kind(min_value))
         if max_value is not None:
@@ -288,9 +438,22 @@ def url_slider(label: str, name: str, default: Any, kind: Any = float,
     return value
 
 
-def url_text(label: str, name: str, default: str = "", **kwargs: Any) -> str:
-    """``st.text_input`` whose value lives in the URL under ``name``."""
-    key = _bind(name, default, str, lambda v: str(v))
+def url_text(label: str, name: str, default: str = "",
+             valid: Callable[[str], str] | None = None, max_chars: int = MAX_TEXT,
+             **kwargs: Any) -> str:
+    """``st.text_input`` whose value lives in the URL under ``name``. A value longer than
+    ``max_chars`` is refused (the default instead); ``valid`` maps a value to an allowed
+    one (the default for one it refuses)."""
+
+    def checked(value: Any) -> str:
+        text = str(value)
+        if len(text) > max_chars:
+            note_ignored(name, text, f"longer than {max_chars} characters; using"
+                                     f" {_short(default)}")
+            return default
+        return valid(text) if valid is not None else text
+
+    key = _bind(name, default, str, checked)
     value = st.text_input(label, key=key, **kwargs)
     set_url_param(name, value)
     return value
