@@ -66,3 +66,30 @@ def make_small_study(home: str | Path,
                 tx.add_run(RunData("t", size, p, f, run_table(IDS[:n], GOLD[:n], right[:n]),
                                    source="test", model=f"bert-{size}"))
     return store
+
+
+# ---------------------------------------------------------------------------------------
+# What a page shows as a figure's caption
+
+
+def plain(text: str) -> str:
+    """``text`` with the subtitle's line breaks and " · " separators as single spaces, so
+    a caption compares the same however the subtitle wrapped it."""
+    import html
+
+    text = html.unescape(text.replace("<br>", " ")).replace(" · ", " ").replace("·", " ")
+    return " ".join(text.split())
+
+
+def figure_captions(at) -> list[str]:
+    """Each figure's caption as the page shows it (``plain``): its subtitle (the caption
+    drawn into the figure), and the full caption a page prints under a figure whose
+    subtitle had to shorten it."""
+    import plotly.io as pio
+
+    out = []
+    for chart in at.get("plotly_chart"):
+        subtitle = pio.from_json(chart.proto.spec).layout.title.subtitle.text
+        out.append(plain(subtitle or ""))
+    out += [plain(t.value) for t in at.text]
+    return out

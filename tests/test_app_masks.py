@@ -13,6 +13,7 @@ import plotly.io as pio
 import pytest
 from app_support import app_test, make_fixture_home
 from conftest import shared_path
+from small_study import figure_captions, plain
 from streamlit.testing.v1 import AppTest
 
 from seedlab import stats
@@ -65,7 +66,7 @@ def test_survival_heatmap_shows_the_stored_masks(home):
     np.testing.assert_allclose(values(mlp_trace.z).ravel(),
                                stats.survival(mlps)[0])
     assert values(head_trace.z).shape == (12, 12)
-    assert any(f"share of {len(seeds)} seeds" in c.value for c in at.caption)
+    assert any(f"share of {len(seeds)} seeds" in c for c in figure_captions(at))
     # one task: no task x task overlap, said plainly; evaluations of the fixture are drawn
     assert any("overlap needs two" in i.value for i in at.info)
     evaluation = figures(at)["Masked BERT: score per task and experiment"]
@@ -249,16 +250,16 @@ def test_the_page_shows_and_sets_the_stable_threshold(four_tasks):
     box = at.number_input(key="masks.min_tasks")
     assert box.value == 2.0 and "of the 4 tasks" in box.label
     assert "more than 5 of its 9" in box.help
-    caption = next(c.value for c in at.caption if "★ = stable" in c.value)
-    assert "kept in more than 2 of the 4 tasks (more than half) (2 components)" in caption
+    caption = next(c for c in figure_captions(at) if "★ = stable" in c)
+    assert plain("kept in more than 2 of the 4 tasks (more than half) (2 components)") in caption
     summed = figures(at)["Tasks keeping each component: heads_mlps"]
     assert "kept in more than 2 tasks" in summed.layout.title.text
     assert _stars(summed) == 2
 
     box.set_value(3.0).run()
     assert not at.exception
-    caption = next(c.value for c in at.caption if "★ = stable" in c.value)
-    assert "kept in more than 3 of the 4 tasks (1 components)" in caption
+    caption = next(c for c in figure_captions(at) if "★ = stable" in c)
+    assert plain("kept in more than 3 of the 4 tasks (1 components)") in caption
     assert _stars(figures(at)["Tasks keeping each component: heads_mlps"]) == 1
     param = at.query_params["masks.min_tasks"]
     assert float(param[0] if isinstance(param, list) else param) == 3.0
@@ -279,8 +280,8 @@ def test_the_papers_60_stable_heads_through_the_page(tmp_path):
     import_lottery(store, root)
     query = {"masks.view": "summed", "masks.component": "head"}
     at = open_page(store.home, {**query, "masks.min_tasks": "5"})
-    caption = next(c.value for c in at.caption if "★ = stable" in c.value)
-    assert "kept in more than 5 of the 9 tasks (60 components)" in caption
+    caption = next(c for c in figure_captions(at) if "★ = stable" in c)
+    assert plain("kept in more than 5 of the 9 tasks (60 components)") in caption
     at = open_page(store.home, query)  # the default, more than half
-    caption = next(c.value for c in at.caption if "★ = stable" in c.value)
-    assert "kept in more than 4.5 of the 9 tasks (more than half) (83 components)" in caption
+    caption = next(c for c in figure_captions(at) if "★ = stable" in c)
+    assert plain("kept in more than 4.5 of the 9 tasks (more than half) (83 components)") in caption

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from app_support import app_test
-from small_study import SMALL_RIGHT, make_small_study
+from small_study import SMALL_RIGHT, figure_captions, make_small_study
 
 from seedlab import analyses as an
 from seedlab import stats
@@ -70,5 +70,5 @@ def test_the_sidebar_checkpoint_reads_3_33(study):
                                      "finetune_seeds": ["1", "2"],
                                      "bias_variance.nboot": "100"})
     assert not at.exception, [e.value for e in at.exception]
-    captions = [c.value for c in at.caption if "instances binned" in c.value]
-    assert captions and "checkpoint 3.33 ·" in captions[0] and "3.333" not in captions[0]
+    captions = [c for c in figure_captions(at) if "instances binned" in c]
+    assert captions and "checkpoint 3.33 N =" in captions[0] and "3.333" not in captions[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from app_support import app_test
-from small_study import N, make_small_study
+from small_study import N, figure_captions, make_small_study
 
 from seedlab import analyses as an
 from seedlab.analyses.overview import count_range
@@ -45,7 +45,7 @@ def test_the_page_says_a_run_was_scored_on_20_of_40(study):
                                      "pretrain_seeds": ["0", "1"],
                                      "finetune_seeds": ["1", "2"]})
     assert not at.exception, [e.value for e in at.exception]
-    caption = next(c.value for c in at.caption if "one point per run" in c.value)
+    caption = next(c for c in figure_captions(at) if "one point per run" in c)
     assert "N = 20 of 40 instances per run" in caption
     table = next(d.value for d in at.dataframe if "N runs" in d.value.columns)
     assert table.to_dict("records") == [
@@ -58,5 +58,5 @@ def test_the_sidebar_checkpoint_reads_3_33(study):
                                      "pretrain_seeds": ["0", "1"],
                                      "finetune_seeds": ["1", "2"]})
     assert not at.exception, [e.value for e in at.exception]
-    caption = next(c.value for c in at.caption if "one point per run" in c.value)
-    assert "checkpoint 3.33 ·" in caption and "3.333" not in caption
+    caption = next(c for c in figure_captions(at) if "one point per run" in c)
+    assert "checkpoint 3.33 one point" in caption and "3.333" not in caption

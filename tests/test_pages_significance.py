@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from app_support import app_test
-from small_study import make_small_study
+from small_study import figure_captions, make_small_study, plain
 
 from seedlab import analyses as an
 from seedlab.analyses.significance import NESTED_NOTE, arm_name, checkpoint_name
@@ -64,8 +64,8 @@ def test_the_page_lists_the_used_seeds_and_the_p_value_floor(study):
     assert not at.exception, [e.value for e in at.exception]
     assert any("dropped pretraining seeds" in w.value and "'2'" in w.value
                for w in at.warning)
-    caption = next(c.value for c in at.caption if "replicates, seed" in c.value)
-    assert "pretraining seeds 0, 1 · fine-tuning seeds 1, 2" in caption
+    caption = next(c for c in figure_captions(at) if "replicates, seed" in c)
+    assert plain("pretraining seeds 0, 1 · fine-tuning seeds 1, 2") in caption
     assert "0, 1, 2" not in caption
     p_metric = next(m for m in at.metric if m.label == "p-value (one-sided)")
     assert p_metric.value == "< 0.001"
@@ -126,8 +126,8 @@ def test_the_nested_option_says_what_docs_stats_measured(study):
     rows = [line.split("|")[1:-1] for line in section.splitlines()
             if re.match(r"\| \d+ \| \d+ \|", line)][:3]
     assert len(rows) == 3
-    for p, f, nested, plain, *_ in (map(str.strip, r) for r in rows):
-        assert nested in NESTED_NOTE and plain in NESTED_NOTE, (p, f)
+    for p, f, nested, unnested, *_ in (map(str.strip, r) for r in rows):
+        assert nested in NESTED_NOTE and unnested in NESTED_NOTE, (p, f)
     assert "**conservative**" in NESTED_NOTE and "1.2x" in NESTED_NOTE
     at = app_test(study.home, PAGE, {"task": "t", "sizes": ["small", "large"],
                                      "pretrain_seeds": ["0", "1"],
