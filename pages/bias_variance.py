@@ -1,5 +1,7 @@
 """Bias and variance: Zhong et al.'s decomposition of each instance's loss across seeds."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from seedlab.analyses import DecompositionQuery
@@ -8,6 +10,7 @@ from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import url_number, url_radio, url_toggle
+from seedlab.ui.tables import checkpoint_text, show_table
 
 ensure_frame()  # a fresh server's first run may bypass app.py
 
@@ -27,9 +30,10 @@ with c1:
                       horizontal=True,
                       help="0/1 loss uses correctness; squared loss the gold-label probability.")
 with c2:
-    with_ckpt = url_toggle("Checkpoint variance (all checkpoints)", "bias_variance.checkpoints",
+    with_ckpt = url_toggle("Checkpoint variance", "bias_variance.checkpoints",
                            False, disabled=len(sel.checkpoints) < 2,
-                           help="Treat the checkpoints as a third source of variance (4-D).")
+                           help="Treat all the checkpoints as a third source of variance"
+                                " (4-D), instead of the sidebar's one checkpoint.")
 with c3:
     nboot = url_number("Bootstrap replicates (CIs over instances)", "bias_variance.nboot",
                        500, int, 100, 5000, step=100)
@@ -45,7 +49,8 @@ if not result.sizes:
     st.stop()
 
 summary = result.summary
-desc = sel.describe(list(result.sizes))
+shown = replace(sel, checkpoint=checkpoint_text(sel.checkpoint))  # 3.33, not 3.33333
+desc = shown.describe(list(result.sizes))
 n_text = (f"N = {result.n_instances} instances, {len(sel.pretrain_seeds)} x"
           f" {len(sel.finetune_seeds)} seeds" + (f" x {len(sel.checkpoints)} checkpoints"
                                                  if with_ckpt else ""))
@@ -57,9 +62,9 @@ show_figure(
     caption=f"{desc} · {n_text} · error bars: {nboot}-replicate bootstrap"
             " 95% CIs over instances (seed 0).")
 
-st.dataframe(result.means.reset_index(), hide_index=True, key="bias_variance.summary",
-             column_config={c: st.column_config.NumberColumn(format="%.4f")
-                            for c in result.means.columns})
+st.caption("Mean of each term over instances with its 95% bootstrap interval over instances"
+           f" ({nboot} replicates, seed 0); expected loss = bias² + the variances.")
+show_table(result.table, key="bias_variance.summary", height="content")
 
 st.subheader("Variance conditioned on bias")
 show_figure(variance_by_bias_figure(result.by_bias, f"{sel.task}: variance by bias²"),
@@ -68,9 +73,6 @@ show_figure(variance_by_bias_figure(result.by_bias, f"{sel.task}: variance by bi
                     " per size.")
 
 st.subheader("Per-instance terms")
-instances = result.per_instance
 st.caption("Click a column header to sort by that term. Unbiased variance terms can be"
            " negative for a single instance.")
-st.dataframe(instances, hide_index=True, key="bias_variance.instances",
-             column_config={c: st.column_config.NumberColumn(format="%.4f")
-                            for c in instances.columns if c not in ("size", "instance_id")})
+show_table(result.instance_table, key="bias_variance.instances")

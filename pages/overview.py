@@ -1,5 +1,8 @@
 """Overview: what is loaded, run coverage, accuracy per size with its spread across seeds."""
 
+from dataclasses import replace
+
+import pandas as pd
 import streamlit as st
 
 from seedlab.analyses import run_coverage, task_table
@@ -10,6 +13,7 @@ from seedlab.runs.plan import relaunch_jobs
 from seedlab.ui import data
 from seedlab.ui.figure import show_figure
 from seedlab.ui.frame import ensure_frame
+from seedlab.ui.tables import checkpoint_text, show_table
 
 ensure_frame()  # a fresh server's first run may bypass app.py
 
@@ -28,7 +32,7 @@ cols[3].metric("Mask rows", f"{totals['masks']:,}")
 cols[4].metric("Annotations", f"{totals['annotations']:,}")
 
 st.subheader("Tasks in this store")
-st.dataframe(task_table(info), hide_index=True, key="overview.tasks")
+show_table(pd.DataFrame(task_table(info)), key="overview.tasks")
 
 st.subheader(f"Coverage of {sel.task}")
 runs = ds.runs(sel.task)
@@ -50,8 +54,8 @@ if len(missing):
         st.write(f"{len(jobs)} of {len(missing)} missing cells can be run with the model and"
                  " hyperparameters of the seedlab runs beside them.")
         if reasons:
-            st.dataframe({"cannot be launched here": reasons}, hide_index=True,
-                         key="overview.unlaunchable")
+            show_table(pd.DataFrame({"cannot be launched here": reasons}),
+                       key="overview.unlaunchable")
         if jobs and st.button(f"Launch {len(jobs)} runs", key="overview.launch"):
             ids = queue.submit(ds.store, jobs)
             workers = default_executor().start(ds.store)
@@ -63,20 +67,19 @@ if not sel.sizes or not sel.pretrain_seeds or not sel.finetune_seeds:
     st.info("Select at least one size, pretraining seed and fine-tuning seed in the sidebar.")
     st.stop()
 accuracy = data.run_accuracy(ds, data.query(sel))
+shown = replace(sel, checkpoint=checkpoint_text(sel.checkpoint))  # 3.33, not 3.33333
 if accuracy is None:
     st.info("No runs match the selected sizes, seeds and checkpoint.")
     st.stop()
 table = accuracy.table
-st.dataframe(table, hide_index=True, key="overview.accuracy",
-             column_config={c: st.column_config.NumberColumn(format="%.4f")
-                            for c in ("mean", "std", "min", "max")})
+show_table(table, key="overview.accuracy")
 if (table["N runs"] < 2).any():
     st.caption("A size with one run has no spread across seeds (std is empty).")
 show_figure(
     accuracy_strip_figure(accuracy.runs, accuracy.sizes, f"{sel.task}: accuracy of each run"),
     key="overview.strip",
-    caption=f"{sel.describe()} · one point per run ({len(accuracy.runs)} runs),"
-            f" N = {accuracy.n_instances}"
-            " instances per run; the bar is the mean.",
+    caption=f"{shown.describe()} · one point per run ({len(accuracy.runs)} runs),"
+            f" {accuracy.n_text(info['tasks'][sel.task]['instances'])};"
+            " the bar is the mean.",
     page="Overview",
 )

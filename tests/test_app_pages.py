@@ -18,7 +18,7 @@ def home(tmp_path_factory):
 # AppTest does not expose a dataframe's key, so each table is found by a column only it has.
 TABLE_COLUMNS = {
     "overview.accuracy": "N runs",
-    "bias_variance.summary": "bias2",
+    "bias_variance.summary": "term",
     "bias_variance.instances": "instance_id",
     "agreement.summary": "same pretraining seed: mean",
     "agreement.disagree": "gold",
@@ -36,6 +36,12 @@ def frame_by_key(at, key):
                                             and "instance_id" in value.columns):
             return value
     raise AssertionError(f"no dataframe {key!r} (with column {column!r})")
+
+
+def means(summary):
+    """The Bias and variance summary (one row per size and term) as sizes x terms."""
+    return summary.pivot(index="size", columns="term", values="mean").reindex(
+        list(dict.fromkeys(summary["size"])))
 
 
 def widget(at, key):
@@ -71,18 +77,18 @@ def test_overview_accuracy_follows_the_sidebar(home):
 def test_bias_variance_loss_toggle_changes_the_terms(home):
     at = app_test(home, "pages/bias_variance.py")
     assert not at.exception
-    zero_one = frame_by_key(at, "bias_variance.summary")
-    assert zero_one["size"].tolist() == ["tiny", "mini", "base"]
+    zero_one = means(frame_by_key(at, "bias_variance.summary"))
+    assert zero_one.index.tolist() == ["tiny", "mini", "base"]
     # the decaying instances make the base model's bias the largest
-    assert zero_one.set_index("size")["bias2"].idxmax() == "base"
+    assert zero_one["bias²"].idxmax() == "base"
     widget(at, "bias_variance.loss").set_value("squared loss").run()
-    squared = frame_by_key(at, "bias_variance.summary")
+    squared = means(frame_by_key(at, "bias_variance.summary"))
     assert not at.exception
-    assert (squared["loss"] != zero_one["loss"]).all()
+    assert (squared["expected loss"] != zero_one["expected loss"]).all()
     per = frame_by_key(at, "bias_variance.instances")
     assert len(per) == 3 * 60
-    total = per["bias2"] + per["var_pretrain"] + per["var_finetune"]
-    assert ((total - per["loss"]).abs() < 1e-9).all()
+    total = per["bias²"] + per["pretraining variance"] + per["fine-tuning variance"]
+    assert ((total - per["expected loss"]).abs() < 1e-9).all()
 
 
 def test_bias_variance_query_restores_the_view(home):
@@ -92,9 +98,9 @@ def test_bias_variance_query_restores_the_view(home):
     assert not at.exception
     assert widget(at, "bias_variance.loss").value == "squared loss"
     assert widget(at, "bias_variance.checkpoints").value is True
-    table = frame_by_key(at, "bias_variance.summary")
-    assert table["size"].tolist() == ["mini"]
-    assert "var_checkpoint" in table.columns
+    table = means(frame_by_key(at, "bias_variance.summary"))
+    assert table.index.tolist() == ["mini"]
+    assert "checkpoint variance" in table.columns
 
 
 def test_agreement_metric_and_pair(home):

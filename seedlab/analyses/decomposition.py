@@ -18,6 +18,11 @@ from seedlab import stats
 from seedlab.analyses.query import NotEnoughData, Query, Reader, require_complete
 
 SCORES = ("0/1 loss", "squared loss")  # correctness, or the gold-label probability
+# What a reader calls each term, in the order the tables show them: the parts, then the
+# loss they add up to (loss = bias² + the variances, Zhong et al. 2021).
+TERM_LABELS = {"bias2": "bias²", "var_pretrain": "pretraining variance",
+               "var_finetune": "fine-tuning variance", "var_checkpoint": "checkpoint variance",
+               "loss": "expected loss"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,37 @@ class Decomposition:
     means: pd.DataFrame = field(repr=False)
     by_bias: pd.DataFrame = field(repr=False)
     per_instance: pd.DataFrame = field(repr=False)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The summary as a reader's table: one row per (size, term), sizes in query
+        order and terms in ``TERM_LABELS`` order, with plain names: size, term, mean
+        (over instances), 95% CI low, 95% CI high (the bootstrap percentile interval over
+        instances), bootstrap std."""
+        if self.summary.empty:
+            return pd.DataFrame(columns=["size", "term", "mean", "95% CI low", "95% CI high",
+                                         "bootstrap std"])
+        order = {term: k for k, term in enumerate(TERM_LABELS)}
+        rank = {size: k for k, size in enumerate(self.sizes)}
+        rows = self.summary.assign(
+            _size=self.summary["size"].map(rank), _term=self.summary["term"].map(order)
+        ).sort_values(["_size", "_term"])
+        return pd.DataFrame({
+            "size": rows["size"].to_numpy(),
+            "term": rows["term"].map(TERM_LABELS).to_numpy(),
+            "mean": rows["mean"].to_numpy(float), "95% CI low": rows["low"].to_numpy(float),
+            "95% CI high": rows["high"].to_numpy(float),
+            "bootstrap std": rows["std"].to_numpy(float)})
+
+    @property
+    def instance_table(self) -> pd.DataFrame:
+        """``per_instance`` with plain headers in ``TERM_LABELS`` order: size,
+        instance_id, bias², pretraining variance, fine-tuning variance, (checkpoint
+        variance,) expected loss."""
+        if self.per_instance.empty:
+            return self.per_instance
+        terms = [t for t in TERM_LABELS if t in self.per_instance.columns]
+        return self.per_instance[["size", "instance_id", *terms]].rename(columns=TERM_LABELS)
 
     @property
     def n_instances(self) -> int:

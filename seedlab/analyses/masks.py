@@ -31,12 +31,54 @@ GOOD_RANDOM_BAD = ["head_mlp", "head_mlp_random", "head_mlp_bad"]
 class MaskChoices:
     """``settings`` (sorted); per setting its ``tasks`` (sorted), ``components`` (the
     options: ``both`` when it has heads and MLPs, then each present one) and
-    ``head_shape`` ``(layers, heads)`` (heads 0 when it has no head masks)."""
+    ``head_shape`` ``(layers, heads)`` (heads 0 when it has no head masks).
+    ``default_setting``: the one the page opens on (``informative_setting``)."""
 
     settings: list[str]
     tasks: dict[str, list[str]]
     components: dict[str, list[str]]
     head_shape: dict[str, tuple[int, int]]
+    default_setting: str = ""
+
+
+MAIN_SETTING = "heads_mlps"  # the lottery release's 'good' subnetworks, what the paper shows
+
+
+def seed_jaccard(frame: pd.DataFrame) -> float:
+    """Mean over tasks of the Jaccard across seeds (``stats.mask_jaccard``) of one
+    setting's masks in long format (``Store.masks`` rows), on the seeds that have every
+    component; NaN when no task has two such seeds."""
+    values = []
+    for _, rows in frame.groupby("task"):
+        kept = rows.pivot_table(index="seed", columns=["component", "layer", "head"],
+                                values="kept", aggfunc="max").dropna()
+        if len(kept) >= 2:
+            values.append(stats.mask_jaccard(kept.to_numpy(dtype=np.int8)))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def informative_setting(frame: pd.DataFrame) -> str:
+    """The setting the Pruning masks page opens on, from masks in long format.
+
+    The rule: the lottery release's main setting ``heads_mlps`` when present (the good
+    subnetworks the paper reports; its controls have as many components); otherwise the
+    setting with the most components (heads + MLPs: the largest model's), and among
+    those the one whose seeds' masks overlap least (lowest mean Jaccard across seeds,
+    ``seed_jaccard``), since where every seed keeps the same components there is nothing
+    to compare; then by name. A smallest model's setting of 2 heads where every Jaccard
+    is 1 is chosen only when nothing else is there.
+    """
+    settings = sorted(frame["setting"].unique().tolist())
+    if MAIN_SETTING in settings:
+        return MAIN_SETTING
+    sizes = frame.groupby("setting")[["component", "layer", "head"]].apply(
+        lambda rows: len(rows.drop_duplicates()))
+    largest = [s for s in settings if sizes[s] == sizes.max()]
+    if len(largest) == 1:
+        return largest[0]
+    overlap = {s: seed_jaccard(frame[frame["setting"] == s]) for s in largest}
+    # NaN (no two seeds to compare) sorts after every measured overlap
+    return min(largest, key=lambda s: (np.isnan(overlap[s]), overlap[s], s))
 
 
 def mask_choices(reader: Reader) -> MaskChoices | None:
@@ -54,17 +96,22 @@ def mask_choices(reader: Reader) -> MaskChoices | None:
         shapes[setting] = (int(rows["layer"].max()) + 1,
                            int(rows.loc[rows["component"] == "head", "head"].max()) + 1
                            if "head" in present else 0)
-    return MaskChoices(settings, tasks, components, shapes)
+    return MaskChoices(settings, tasks, components, shapes, informative_setting(frame))
 
 
 @dataclass(frozen=True)
 class MaskQuery:
     """One setting (a folder under ``masks/``), the component (``both``, ``head`` or
-    ``mlp``) and the (L, H) head grid of the setting (``MaskChoices.head_shape``)."""
+    ``mlp``) and the (L, H) head grid of the setting (``MaskChoices.head_shape``).
+    ``min_tasks``: a component is stable when kept in more than this many tasks, on
+    average over seeds (``stats.stable_components``); None: more than half of the tasks.
+    The lottery paper's notebook used more than 5 of its 9 tasks (``min_tasks=5``: 60
+    heads on the release's heads_mlps masks, against 83 above half)."""
 
     setting: str
     component: str
     head_shape: tuple[int, int]
+    min_tasks: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +134,8 @@ class TaskMasks:
 class Masks:
     """``tasks``: per task its ``TaskMasks``. ``common_seeds``: the seeds every task has.
     ``task_count`` ``(components,)``: tasks keeping each component, mean over the common
-    seeds; ``stable``: components kept in more than half of the tasks; ``task_overlap``:
+    seeds; ``stable``: components kept in more than ``stable_threshold`` tasks (the
+    query's ``min_tasks``, default half of the tasks); ``task_overlap``:
     ``(T, T)`` mean and std over common seeds of the components both tasks keep (None
     for one task or no common seed). ``overlap``: per task with 2+ seeds, its Jaccard
     across seeds, the random-mask baseline (``RANDOM_DRAWS`` draws, seed
@@ -101,6 +149,7 @@ class Masks:
     task_overlap: tuple[np.ndarray, np.ndarray] | None
     overlap: pd.DataFrame = field(repr=False)
     notes: dict[str, list[str]]
+    stable_threshold: float = 0.0
 
     @property
     def n_head(self) -> int:
@@ -175,11 +224,13 @@ def masks(reader: Reader, query: MaskQuery, tasks: Sequence[str]) -> Masks:
     if common:
         stack = np.stack([on_seeds(t.rows, t.seeds, common)
                           for t in per_task.values()])  # (T, S, components)
-        count, stable = stats.task_count(stack), stats.stable_components(stack)
+        count = stats.task_count(stack)
+        stable = stats.stable_components(stack, min_tasks=query.min_tasks)
         if len(per_task) >= 2:
             both = stats.task_overlap(stack)
+    threshold = len(per_task) / 2 if query.min_tasks is None else float(query.min_tasks)
     return Masks(query, per_task, common, count, stable, both, pd.DataFrame(overlap_rows),
-                 notes)
+                 notes, threshold)
 
 
 @dataclass(frozen=True)

@@ -87,13 +87,23 @@ def run_coverage(runs: pd.DataFrame, jobs: pd.DataFrame | None = None) -> Covera
     return Coverage(coverage(runs, jobs))
 
 
+def count_range(counts: Sequence[int]) -> str:
+    """``2,000`` when every count is the same, else ``200 to 2,000`` (smallest to
+    largest)."""
+    low, high = int(min(counts)), int(max(counts))
+    return f"{low:,}" if low == high else f"{low:,} to {high:,}"
+
+
 def accuracy_by_size(accuracy: pd.DataFrame, sizes: Sequence[str]) -> pd.DataFrame:
     """Mean, std (ddof 1), min, max and N (runs) of run accuracy per size, in ``sizes``
-    order. ``accuracy``: one row per run with ``size`` and ``accuracy``."""
+    order, and the instances each run was scored on (``count_range`` of ``n``).
+    ``accuracy``: one row per run with ``size``, ``accuracy`` and ``n``."""
     grouped = accuracy.groupby("size")["accuracy"]
     table = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1),
                           "min": grouped.min(), "max": grouped.max(),
-                          "N runs": grouped.size()})
+                          "N runs": grouped.size(),
+                          "instances per run": accuracy.groupby("size")["n"].agg(
+                              lambda n: count_range(n.tolist()))})
     table = table.reindex([s for s in sizes if s in table.index])
     table.index.name = "size"
     return table.reset_index()
@@ -112,6 +122,17 @@ class RunAccuracy:
     @property
     def n_instances(self) -> int:
         return int(self.runs["n"].max())
+
+    def n_text(self, task_instances: int | None = None) -> str:
+        """How many instances each run was scored on, for a caption: ``N = 2,000
+        instances per run``; ``N = 200 of 2,000 instances per run`` when the runs scored
+        fewer than the task's ``task_instances``; ``N = 200 to 2,000 ...`` when runs
+        differ."""
+        counts = self.runs["n"].astype(int).tolist()
+        text = f"N = {count_range(counts)}"
+        if task_instances is not None and min(counts) < int(task_instances):
+            text += f" of {int(task_instances):,}"
+        return text + " instances per run"
 
 
 def run_accuracy(reader: Reader, query: Query) -> RunAccuracy | None:

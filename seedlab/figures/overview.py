@@ -12,35 +12,48 @@ STATUS_COLORS = {"missing": "#e8e8e8", "present": "#009E73", "running": "#56B4E9
 
 
 def coverage_figure(coverage: pd.DataFrame, title: str) -> go.Figure:
-    """Heatmap of run status.
+    """Grid of run status, one discrete colour per status with a legend naming it.
 
     ``coverage``: one row per (size, pretrain_seed, finetune_seed) with a ``status`` column
     (present, missing, running, queued, failed); rows of the figure are size / pretraining
-    seed, columns fine-tuning seeds.
+    seed, columns fine-tuning seeds. Each status is its own one-colour heatmap layer (cells
+    of other statuses empty), so the colours are categories, not a scale; a square marker
+    per status draws its legend entry.
     """
-    statuses = [s for s in STATUS_COLORS if s in set(coverage["status"])] or ["missing"]
-    code = {s: i for i, s in enumerate(statuses)}
     frame = coverage.assign(row=coverage["size"].astype(str) + " / p" +
                             coverage["pretrain_seed"].astype(str))
     rows = list(dict.fromkeys(frame["row"]))
     cols = sorted(frame["finetune_seed"].astype(int).unique().tolist())
     z = frame.pivot_table(index="row", columns="finetune_seed", values="status",
                           aggfunc="first").reindex(index=rows, columns=cols)
-    zc = z.map(lambda s: code.get(s, 0) if isinstance(s, str) else 0)
-    n = len(statuses)
-    scale = []
-    for i, status in enumerate(statuses):
-        scale += [(i / n, STATUS_COLORS[status]), ((i + 1) / n, STATUS_COLORS[status])]
-    fig = go.Figure(go.Heatmap(
-        z=zc.to_numpy(), x=[f"f{c}" for c in cols], y=rows, text=z.to_numpy(),
-        hovertemplate="%{y}, %{x}: %{text}<extra></extra>", colorscale=scale,
-        zmin=-0.5, zmax=n - 0.5, xgap=2, ygap=2,
-        colorbar={"tickvals": list(range(n)), "ticktext": statuses, "title": "status"},
-    ))
+    x = [f"f{c}" for c in cols]
+    present = set(coverage["status"])
+    fig = go.Figure()
+    for status, color in STATUS_COLORS.items():
+        if status not in present:
+            continue
+        layer = z.map(lambda s, status=status: 1.0 if s == status else None)
+        fig.add_trace(go.Heatmap(
+            z=layer.to_numpy(dtype=float), x=x, y=rows, name=status, legendgroup=status,
+            colorscale=[(0, color), (1, color)], showscale=False, showlegend=False, zmin=0,
+            zmax=1,
+            xgap=2, ygap=2, hovertemplate=f"%{{y}}, %{{x}}: {status}<extra></extra>"))
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="markers", name=status, legendgroup=status,
+            marker={"symbol": "square", "size": 14, "color": color,
+                    "line": {"color": "#999", "width": 1}}))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category")
-    return styled(fig, title, x="fine-tuning seed", y="size / pretraining seed",
-                  height=max(300, 22 * len(rows) + 150))
+    fig = styled(fig, title, x="fine-tuning seed", y="size / pretraining seed",
+                 height=max(300, 22 * len(rows) + 190))
+    # The legend names every status, even when the grid holds one, in one row at the
+    # bottom of the figure (placed in pixels, so that a short grid does not cut it and a
+    # tall one does not push it away).
+    fig.update_layout(showlegend=True, margin_b=100, legend={
+        "title": {"text": "status"}, "orientation": "h", "x": 0, "xanchor": "left",
+        "yref": "container", "y": 0, "yanchor": "bottom", "itemclick": False,
+        "itemdoubleclick": False})
+    return fig
 
 
 def accuracy_strip_figure(accuracy: pd.DataFrame, sizes: list[str], title: str) -> go.Figure:
@@ -71,6 +84,12 @@ def accuracy_strip_figure(accuracy: pd.DataFrame, sizes: list[str], title: str) 
                 "line": {"width": 2}},
     ))
     fig.update_xaxes(tickvals=list(range(len(sizes))), ticktext=sizes)
+    fig = styled(fig, title, x="size", y="accuracy")
+    # Below the plot, in rows: at the right a legend of long names was cut off in narrow
+    # windows and in the exported PNG.
+    fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left",
+                              "yref": "container", "y": 0, "yanchor": "bottom"},
+                      margin_b=110)
     if len(seeds) > 12:
         fig.update_layout(showlegend=False)
-    return styled(fig, title, x="size", y="accuracy")
+    return fig
