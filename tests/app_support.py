@@ -184,13 +184,30 @@ def app_test(home: str | Path, page: str | None = None,
 def shown_texts(at) -> list[str]:
     """Every text an AppTest run shows a reader: captions, markdown, plain text, and each
     figure's title and subtitle (a figure's caption is its subtitle since captions stopped
-    repeating it under the chart; line breaks read as spaces)."""
+    repeating it under the chart; ``ui.figure.with_caption`` breaks its lines at the
+    caption's " · " separators and escapes it, which this undoes)."""
+    import html
     import json
 
     texts = [e.value for e in (*at.caption, *at.markdown, *at.get("text")) if e.value]
     for chart in at.get("plotly_chart"):
         title = json.loads(chart.proto.spec).get("layout", {}).get("title", {}) or {}
-        for part in (title.get("text"), (title.get("subtitle") or {}).get("text")):
-            if part:
-                texts.append(part.replace("<br>", " "))
+        if title.get("text"):
+            texts.append(html.unescape(title["text"]))
+        subtitle = (title.get("subtitle") or {}).get("text")
+        if subtitle:
+            texts.append(html.unescape(subtitle.replace("<br>", " ")))
     return texts
+
+
+def plain(text: str) -> str:
+    """``text`` with the " · " separators and line breaks of a wrapped subtitle read as
+    plain spaces, for comparing a caption with what a figure's subtitle shows."""
+    return " ".join(text.replace("·", " ").split())
+
+
+def said(at, fragment: str) -> bool:
+    """Whether the run shows ``fragment`` in any text (see ``shown_texts``), separators
+    and line breaks aside."""
+    wanted = plain(fragment)
+    return any(wanted in plain(t) for t in shown_texts(at))

@@ -335,15 +335,20 @@ def test_mask_evaluations_pick_one_metric_per_task(fixture):
 
 
 def test_job_rows_and_run_metrics(tmp_path):
-    from seedlab.analyses.jobs import HIDDEN, job_rows, run_metrics
+    from seedlab.analyses.jobs import QUEUE_COLUMNS, job_rows, run_metrics
 
     jobs = pd.DataFrame({"id": [1, 2, 3, 4], "state": ["running", "finished", "queued",
                                                         "running"],
                          "step": [5, 9, None, 3], "total": [20, 9, None, 0],
-                         **{c: None for c in HIDDEN}})
+                         "executor": ["local", "local", "slurm", "local"],
+                         "slurm_id": ["", "", "77_0", "9"], "spec": ["{}"] * 4,
+                         **{c: None for c in QUEUE_COLUMNS
+                            if c not in ("id", "state", "progress", "executor", "slurm_id")}})
     view = job_rows(jobs)
     assert view["progress"].tolist() == [0.25, 1.0, 0.0, 0.0]  # no total yet: 0
-    assert not set(HIDDEN) & set(view.columns)
+    assert list(view.columns) == QUEUE_COLUMNS  # state and progress first; no spec
+    assert view["slurm_id"].isna().tolist() == [True, True, False, True]  # blank when local
+    assert view["slurm_id"].iloc[2] == "77_0"
     assert run_metrics(tmp_path) is None
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "accuracy": 0.5}\n\n'
                                             '{"epoch": 2, "accuracy": 0.75}\n')

@@ -52,6 +52,6 @@ def test_decay_labels_stand_off_both_curves():
 def test_agreement_heatmap_keeps_three_subtitle_lines_above_the_cells():
     names = [f"base/p{p}/f{f}" for p in range(3) for f in range(3)]
     fig = agreement_heatmap(np.eye(9), names, "task: agreement between runs", "agreement")
-    shown = with_caption(fig, "x " * 200)  # a caption that wraps to three lines
+    shown = with_caption(fig, "x " * 80)  # a caption that wraps to three lines
     assert shown.layout.title.subtitle.text.count("<br>") == 2
     assert shown.layout.margin.t >= 140
