@@ -7,7 +7,7 @@ import streamlit as st
 from seedlab.analyses import DecompositionQuery
 from seedlab.figures.bias_variance import decomposition_figure, variance_by_bias_figure
 from seedlab.ui import data
-from seedlab.ui.figure import show_figure
+from seedlab.ui.figure import pin_table_button, show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import url_number, url_radio, url_toggle
 from seedlab.ui.tables import checkpoint_text, show_table
@@ -65,6 +65,8 @@ show_figure(
 st.caption("Mean of each term over instances with its 95% bootstrap interval over instances"
            f" ({nboot} replicates, seed 0); expected loss = bias² + the variances.")
 show_table(result.table, key="bias_variance.summary", height="content")
+pin_table_button("Bias and variance: the decomposition", result.table,
+                 key="bias_variance.summary.pin", caption=f"{desc} · {n_text}")
 
 st.subheader("Variance conditioned on bias")
 show_figure(variance_by_bias_figure(result.by_bias, f"{sel.task}: variance by bias²"),

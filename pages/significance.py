@@ -6,7 +6,7 @@ from seedlab.analyses import NotEnoughData, SignificanceQuery
 from seedlab.analyses.significance import NESTED_NOTE
 from seedlab.figures.significance import bootstrap_figure, reading
 from seedlab.ui import data
-from seedlab.ui.figure import show_figure
+from seedlab.ui.figure import pin_text_button, show_figure
 from seedlab.ui.frame import ensure_frame
 from seedlab.ui.state import url_number, url_radio, url_selectbox, url_text, url_toggle
 from seedlab.ui.tables import checkpoint_text, p_value_text, show_table
@@ -96,8 +96,10 @@ result, base_name, expt_name = out.bootstrap, out.base_name, out.expt_name
 for warning in out.warnings:
     st.warning(warning)
 p_text = p_value_text(result["delta"]["p"], out.p_floor)
-st.info(reading(result, base_name, expt_name, "accuracy", p_text),
-        icon=":material/lightbulb:")
+statement = reading(result, base_name, expt_name, "accuracy", p_text)
+st.info(statement, icon=":material/lightbulb:")
+pin_text_button("Significance", statement, key="significance.statement.pin",
+                caption=sel.describe())
 m = st.columns(4)
 m[0].metric(f"Baseline {base_name}", f"{result['base']['mean']:.4f}",
             help=f"interval {result['base']['low']:.4f} to {result['base']['high']:.4f}")

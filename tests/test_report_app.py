@@ -124,3 +124,22 @@ def test_the_title_and_the_order_are_kept(home):
     assert [h.split(" · ")[0] for h in heads(again)] == [
         "1. Runs of nli_sim", "2. nli_sim: accuracy of each run"]
     assert store.info("report").title == "Seeds, for Tuesday"
+
+
+def test_the_significance_statement_and_the_decomposition_table_are_pinned(home):
+    sig = app_test(home, "pages/significance.py")
+    assert not sig.exception
+    statement = next(i.value for i in sig.info if "accuracy" in i.value)
+    by_key(sig.button, "significance.statement.pin").click().run()
+    bv = app_test(home, "pages/bias_variance.py")
+    assert not bv.exception
+    by_key(bv.button, "bias_variance.summary.pin").click().run()
+    assert not bv.exception
+    store = ReportStore(home)
+    items = store.items(store.current_or_create())
+    assert [item.kind for item in items] == ["text", "table"]
+    assert items[0].text == statement and items[0].page == "significance"
+    assert items[1].title == "Bias and variance: the decomposition"
+    assert list(items[1].table.columns) == ["size", "term", "mean", "95% CI low", "95% CI high",
+                                            "bootstrap std"]
+    assert "bias²" in set(items[1].table["term"])

@@ -25,6 +25,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import streamlit as st
 
 from seedlab.store import default_home
+from seedlab.ui.tables import checkpoint_text
 
 # Query parameter names of the shared selection.
 HOME, TASK, SIZES, PRETRAIN, FINETUNE, CHECKPOINT = (
@@ -67,7 +68,8 @@ class Selection:
     def describe(self, sizes: Sequence[str] | None = None) -> str:
         """Short text naming the data, for captions: task, sizes, seeds, checkpoint."""
         sizes = list(sizes) if sizes is not None else self.sizes
-        ckpt = "last checkpoint" if self.checkpoint == "last" else f"checkpoint {self.checkpoint}"
+        ckpt = ("last checkpoint" if self.checkpoint == "last"
+                else f"checkpoint {checkpoint_text(self.checkpoint)}")
         return (
             f"{self.task} · sizes {', '.join(sizes) or '-'} · pretraining seeds "
             f"{_seed_text(self.pretrain_seeds)} · fine-tuning seeds "
