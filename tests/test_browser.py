@@ -113,6 +113,10 @@ def settle(page) -> None:
         # While a script runs the status widget shows "Running..." and a "Stop" button.
         status = page.locator('[data-testid="stStatusWidget"]')
         running = status.filter(has_text="Running").count() + status.filter(has_text="Stop").count()
+        # Between two runs (a first load reruns once) elements are drawn stale or as
+        # skeletons: wait for a page with neither, not only for a quiet status widget.
+        running += page.locator('[data-stale="true"]').count()
+        running += page.locator('[data-testid="stSkeleton"]').count()
         if running == 0:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since > 1.0:
