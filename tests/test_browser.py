@@ -8,12 +8,14 @@ browser.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,15 +56,11 @@ def wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: flo
     raise TimeoutError(f"streamlit did not answer on {url} in {timeout}s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A real streamlit server over a fresh fixture home: yields (base url, home)."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: the browser test needs a system Chromium")
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    home = make_fixture_home(tmp_path_factory.mktemp("browser") / "home")
-    port = free_port()
-    log = tmp_path_factory.getbasetemp() / "streamlit.log"
+@contextlib.contextmanager
+def running_app(home: Path, log: Path, port: int | None = None) -> Iterator[str]:
+    """``streamlit run app.py`` on ``home`` at 127.0.0.1 (``port``, else a free one), its
+    output in ``log``; yields the app's URL once it answers, and stops it on the way out."""
+    port = port or free_port()
     env = {**os.environ, "SEEDLAB_HOME": str(home), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     with open(log, "w") as sink:
         process = subprocess.Popen(
@@ -72,7 +70,7 @@ def server(tmp_path_factory):
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_server(url, process, log)
-        yield url, home
+        yield url
     finally:
         process.terminate()
         try:
@@ -80,6 +78,17 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real streamlit server over a fresh fixture home: yields (base url, home)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: the browser test needs a system Chromium")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    home = make_fixture_home(tmp_path_factory.mktemp("browser") / "home")
+    with running_app(home, tmp_path_factory.getbasetemp() / "streamlit.log") as url:
+        yield url, home
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,14 @@ Skips with the reason when /usr/bin/chromium or playwright is missing.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    REPO,
     SCREENSHOTS,
     assert_no_exception,
-    free_port,
+    running_app,
     settle,
-    wait_for_server,
 )
 from test_injection import ANNOTATORS, IDS, LABELS, SPLIT, TASK, TEXT_A, TEXT_B, make_hostile_home
 
@@ -34,21 +28,10 @@ def test_hostile_text_shows_literally_and_fetches_nothing(tmp_path):
         pytest.skip(f"{CHROMIUM} is missing: the browser test needs a system Chromium")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     home = make_hostile_home(tmp_path / "home")
-    port = free_port()
-    log = tmp_path / "streamlit.log"
-    env = {**os.environ, "SEEDLAB_HOME": str(home),
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    with open(log, "w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address",
-             "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
-            cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     requests: list[str] = []
     dialogs: list[str] = []
-    try:
-        wait_for_server(url, process, log)
-        with sync_api.sync_playwright() as playwright:
+    with (running_app(home, tmp_path / "streamlit.log") as url,
+          sync_api.sync_playwright() as playwright):
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
                                                  args=CHROMIUM_ARGS)
             try:
@@ -76,12 +59,5 @@ def test_hostile_text_shows_literally_and_fetches_nothing(tmp_path):
                 assert main.locator("script").count() == 0
             finally:
                 browser.close()
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
     assert not [r for r in requests if ":860" in r], requests
     assert not dialogs, dialogs

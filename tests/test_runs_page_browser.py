@@ -8,15 +8,12 @@ Skips with the reason when /usr/bin/chromium or playwright is missing.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 from app_support import make_fixture_home
-from test_browser import CHROMIUM, CHROMIUM_ARGS, REPO, SCREENSHOTS, settle, wait_for_server
+from test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, running_app, settle
 
 from seedlab.runs import queue, spec
 from seedlab.store import Store
@@ -42,25 +39,8 @@ def server(tmp_path):
         pytest.skip(f"{CHROMIUM} is missing: the browser test needs a system Chromium")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     home = make_fixture_home(tmp_path / "home")
-    port = free_port()
-    log = tmp_path / "streamlit.log"
-    env = {**os.environ, "SEEDLAB_HOME": str(home), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    with open(log, "w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-             "--server.port", str(port), "--server.headless", "true"],
-            cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_server(url, process, log)
+    with running_app(home, tmp_path / "streamlit.log", port=free_port()) as url:
         yield url, home
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_job_details_turn_failed_without_a_reload(server):
