@@ -15,7 +15,7 @@ import streamlit as st
 from seedlab.analyses.jobs import (
     EXECUTOR_LABELS,
     OFFLINE_MODEL_SIZES,
-    default_size,
+    follow_model,
     job_rows,
     launch,
     refresh,
@@ -45,6 +45,13 @@ def _list(text: str) -> list[str]:
     return [x.strip() for x in text.replace("\n", ",").split(",") if x.strip()]
 
 
+MODELS, SIZES, SUGGESTED = "runs.models", "runs.sizes", "runs.sizes.suggested"
+st.session_state.setdefault(MODELS, catalogue.DEFAULT_MODEL)
+# The Sizes field follows the model until the user writes a size of their own (the form
+# sends both at once, so this runs before they are drawn again).
+st.session_state[SIZES], st.session_state[SUGGESTED] = follow_model(
+    st.session_state[MODELS], st.session_state.get(SIZES), st.session_state.get(SUGGESTED))
+
 st.subheader("New runs")
 with st.form("grid"):
     left, right = st.columns(2)
@@ -52,15 +59,16 @@ with st.form("grid"):
                            help="rotten_tomatoes is built in; other tasks need a data path")
     data = right.text_input("Data path", value="", help="GLUE/HANS folder or CSV/JSONL file")
     models = st.text_area(
-        "Model(s)", value=catalogue.DEFAULT_MODEL,
+        "Model(s)", key=MODELS,
         help=f"{catalogue.MINILM} and {catalogue.TINY_BERT} work offline; also a local folder,"
              " a Hugging Face id (from its cache when offline) or a catalogue name such as"
              " multiberts-seed_0. One line per pretraining seed, or one line with"
              " {pretrain_seed} / {size} placeholders.")
     c1, c2, c3 = st.columns(3)
-    sizes = c1.text_input("Sizes", value=default_size(catalogue.DEFAULT_MODEL, "base"),
-                          help="The label the runs get in the store, one per model size"
-                               " (the offline models: " + ", ".join(
+    sizes = c1.text_input("Sizes", key=SIZES,
+                          help="The label the runs get in the store, one per model size;"
+                               " it follows the model until you change it (the offline"
+                               " models: " + ", ".join(
                                    f"{m} {s}" for m, s in OFFLINE_MODEL_SIZES.items()) + ")")
     pretrain = c2.text_input("Pretraining seeds", value="0")
     finetune = c3.text_input("Fine-tuning seeds", value="1, 2")

@@ -87,6 +87,35 @@ def test_the_form_opens_on_an_offline_model_with_a_size_of_its_own(home):
     assert list(preview_table(at)["model"]) == [catalogue.DEFAULT_MODEL] * 2
 
 
+def test_the_sizes_field_follows_the_model_until_the_user_writes_one(home):
+    at = open_page()
+    assert at.text_input[2].value == "L6-H384"
+    # Another offline model: the suggested size changes with it, and the preview uses it.
+    at.text_area[0].set_value(catalogue.TINY_BERT)
+    next(b for b in at.button if b.label == "Preview").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input[2].value == OFFLINE_MODEL_SIZES[catalogue.TINY_BERT] == "L2-H032"
+    preview = preview_table(at)
+    assert list(preview["model"]) == [catalogue.TINY_BERT] * 2
+    assert set(preview["size"]) == {"L2-H032"}
+    # A model the catalogue has no size for: the plain fallback.
+    at.text_area[0].set_value("multiberts-seed_0")
+    next(b for b in at.button if b.label == "Preview").click()
+    at.run()
+    assert at.text_input[2].value == "base"
+    # A size the user wrote stays when the model changes.
+    at.text_input[2].set_value("mine")
+    next(b for b in at.button if b.label == "Preview").click()
+    at.run()
+    at.text_area[0].set_value(catalogue.MINILM)
+    next(b for b in at.button if b.label == "Preview").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input[2].value == "mine"
+    assert set(preview_table(at)["size"]) == {"mine"}
+
+
 def queue_table(at: AppTest) -> pd.DataFrame:
     """The queue table (AppTest dataframes carry no key: the one with a progress column)."""
     [table] = [d.value for d in at.dataframe if "progress" in d.value.columns]

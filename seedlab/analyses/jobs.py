@@ -65,6 +65,19 @@ def default_size(model: str, fallback: str) -> str:
     return OFFLINE_MODEL_SIZES.get(model.strip(), fallback)
 
 
+def follow_model(models: str, sizes: str | None, suggested_before: str | None,
+                 fallback: str = "base") -> tuple[str, str]:
+    """The Sizes field of a form after its Model(s) field reads ``models``: ``(sizes,
+    suggestion)``. The suggestion is ``default_size`` of the first model line; the field
+    takes it when it is empty (first drawn) or still holds the suggestion made for the
+    models before (``suggested_before``), and keeps what the user wrote otherwise."""
+    lines = [line.strip() for line in models.splitlines() if line.strip()]
+    suggestion = default_size(lines[0], fallback) if lines else fallback
+    if sizes is None or not sizes.strip() or sizes == suggested_before:
+        return suggestion, suggestion
+    return sizes, suggestion
+
+
 @dataclass(frozen=True)
 class Launch:
     """What launching did: the new job ids, the executor, and a sentence for the page."""
