@@ -35,6 +35,7 @@ import pandas as pd
 from seedlab import schema, stats
 from seedlab.align import align_instances
 from seedlab.errors import InputError, StoreError
+from seedlab.importers.inputs import json_lines
 from seedlab.store import Store
 
 VERDICTS: tuple[str, ...] = schema.VERDICTS
@@ -470,24 +471,13 @@ def read_verdicts(source: str | Path | bytes, fmt: str | None = None,
                              field=missing[0], expected=", ".join(required))
         first_line = 2  # data starts after the header
     else:
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(name, f"not valid JSON ({exc.msg})", line=number,
-                                 expected="one JSON object per line") from exc
-            if not isinstance(record, dict):
-                raise InputError(name, "a line holds a JSON value that is not an object",
-                                 line=number, expected="one JSON object per line")
+        records, numbers = json_lines(name, text.splitlines())
+        for record, number in zip(records, numbers):
             for column in required:
                 if record.get(column) in (None, ""):
                     raise InputError(name, f"{column} is missing", line=number, field=column,
                                      expected="a value")
             record["_line"] = number
-            records.append(record)
         frame = pd.DataFrame.from_records(records)
         if frame.empty:
             frame = pd.DataFrame(columns=[*required, "_line"])

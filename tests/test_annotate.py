@@ -259,6 +259,13 @@ def test_reading_bad_verdict_files_names_file_line_and_field(tmp_path):
     assert err.value.line == 3 and err.value.field == "verdict"
     with pytest.raises(InputError, match="line 1"):
         an.read_verdicts(b"{not json", fmt="jsonl", name="upload.jsonl")
+    # The same JSON-lines reader as the table importer: a non-object line and a NaN are
+    # refused with the line named.
+    with pytest.raises(InputError, match=r"upload.jsonl, line 2: a list, not an object"):
+        an.read_verdicts(b'\n["toy", "i0"]\n', fmt="jsonl", name="upload.jsonl")
+    with pytest.raises(InputError, match=r"line 1: not valid JSON: NaN is not a JSON number"):
+        an.read_verdicts(b'{"task": "toy", "instance_id": "i0", "annotator": "a",'
+                         b' "verdict": "wrong", "note": NaN}', fmt="jsonl", name="u.jsonl")
     ok = an.read_verdicts(b"task,instance_id,annotator,verdict\ntoy,i0,ann,Wrong\n", fmt="csv")
     assert ok["verdict"].tolist() == ["wrong"]
 

@@ -59,10 +59,11 @@ def wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: flo
 @contextlib.contextmanager
 def running_app(home: Path, log: Path, port: int | None = None) -> Iterator[str]:
     """``streamlit run app.py`` on ``home`` at 127.0.0.1 (``port``, else a free one), its
-    output in ``log``; yields the app's URL once it answers, and stops it on the way out."""
+    output appended to ``log``; yields the app's URL once it answers, and stops it on the way
+    out."""
     port = port or free_port()
     env = {**os.environ, "SEEDLAB_HOME": str(home), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    with open(log, "w") as sink:
+    with open(log, "a") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
              "--server.port", str(port), "--server.headless", "true"],

@@ -8,9 +8,7 @@ tests/test_browser.py). Never installs a browser.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import contextlib
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -21,9 +19,8 @@ from test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     PAGE_TIMEOUT_MS,
-    free_port,
+    running_app,
     settle,
-    wait_for_server,
 )
 
 from seedlab.reports import ReportItem, ReportStore
@@ -35,35 +32,22 @@ pytestmark = pytest.mark.browser
 
 
 class Server:
-    """``streamlit run app.py`` over ``home`` on a free port; ``restart()`` stops it and
+    """The app (``test_browser.running_app``) over ``home``; ``restart()`` stops it and
     starts a fresh process (nothing kept in memory survives)."""
 
     def __init__(self, home: Path, log: Path) -> None:
-        self.home, self.log, self.process = home, log, None
+        self.home, self.log = home, log
+        self.app: contextlib.AbstractContextManager[str] | None = None
 
     def start(self) -> str:
-        port = free_port()
-        env = {**os.environ, "SEEDLAB_HOME": str(self.home),
-               "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-        with open(self.log, "a") as sink:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address",
-                 "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
-                cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        self.url = f"http://127.0.0.1:{port}"
-        wait_for_server(self.url, self.process, self.log)
+        self.app = running_app(self.home, self.log)
+        self.url = self.app.__enter__()
         return self.url
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+        if self.app is not None:
+            app, self.app = self.app, None
+            app.__exit__(None, None, None)
 
     def restart(self) -> str:
         self.stop()

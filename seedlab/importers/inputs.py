@@ -20,6 +20,7 @@ import math
 import os
 import stat
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,36 @@ def load_npz(path: Path, *, limit: int = 4 * GIB) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------------------------------
 # values
+
+
+def _refuse_constant(constant: str) -> float:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def json_lines(where: str | Path, lines: Iterable[str]) -> tuple[list[dict], list[int]]:
+    """The JSON object on each non-blank line of ``lines`` (numbered from 1) and the line
+    numbers they came from. Raises ``InputError`` naming ``where`` and the line for a line
+    that is not valid JSON (``NaN`` and ``Infinity`` included: JSON has no such numbers) or
+    holds a value that is not an object."""
+    records: list[dict] = []
+    numbers: list[int] = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text, parse_constant=_refuse_constant)
+        except json.JSONDecodeError as exc:
+            raise InputError(where, f"not valid JSON: {exc.msg}", line=number,
+                             expected="one JSON object per line") from None
+        except (ValueError, RecursionError) as exc:
+            raise InputError(where, f"not valid JSON: {exc}", line=number,
+                             expected="one JSON object per line") from None
+        if not isinstance(record, dict):
+            raise InputError(where, f"a {type(record).__name__}, not an object", line=number,
+                             expected="one JSON object per line")
+        records.append(record)
+        numbers.append(number)
+    return records, numbers
 
 
 def as_int64(value: Any) -> int | None:

@@ -215,25 +215,10 @@ def read_long(path: Path) -> tuple[pd.DataFrame, _Located]:
                              expected=f"a {kind.upper()} file with a header row") from None
         lines = np.arange(len(frame)) + 2
     elif kind == "jsonl":
-        records, numbers = [], []
         with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                text = inputs.decode(path, raw, "UTF-8 JSON lines", line=number)
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text, parse_constant=_refuse_constant)
-                except json.JSONDecodeError as exc:
-                    raise InputError(path, f"not valid JSON: {exc.msg}", line=number,
-                                     expected="one JSON object per line") from None
-                except (ValueError, RecursionError) as exc:
-                    raise InputError(path, f"not valid JSON: {exc}", line=number,
-                                     expected="one JSON object per line") from None
-                if not isinstance(record, dict):
-                    raise InputError(path, f"a {type(record).__name__}, not an object",
-                                     line=number, expected="one JSON object per line")
-                records.append(record)
-                numbers.append(number)
+            records, numbers = inputs.json_lines(path, (
+                inputs.decode(path, raw, "UTF-8 JSON lines", line=number)
+                for number, raw in enumerate(handle, start=1)))
         frame = pd.DataFrame.from_records(records)
         lines = np.asarray(numbers, dtype=np.int64)
     else:
@@ -249,10 +234,6 @@ def read_long(path: Path) -> tuple[pd.DataFrame, _Located]:
         raise InputError(path, f"two columns named {inputs.quote(name)}", field=name,
                          expected="distinct column names")
     return frame.reset_index(drop=True), _Located(path, kind, lines)
-
-
-def _refuse_constant(constant: str) -> float:
-    raise ValueError(f"{constant} is not a JSON number")
 
 
 def _check_utf8_lines(path: Path) -> None:
