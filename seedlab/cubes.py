@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
 import shutil
 import threading
@@ -397,6 +398,24 @@ def run_probs(source: CubeSource, cube: Cube, runs: pd.DataFrame) -> np.ndarray 
     if cube.probs is None:
         _save_extra(cube, "probs", None)
     return cube.probs
+
+
+def probs_block(probs: np.ndarray, pi: int, fi: int) -> np.ndarray:
+    """``probs[pi, fi]`` (one run's ``(N, E, L)`` block of ``run_probs``) as an array in
+    memory. From ``probs.npy`` it is read with one file read, not through the memory map:
+    reading every run's block through the map would keep the whole file (hundreds of MB at
+    QQP scale) in this process's resident memory."""
+    if isinstance(probs, np.memmap) and probs.filename and probs.flags.c_contiguous \
+            and probs.base is not None and isinstance(probs.base, mmap.mmap):
+        shape = probs.shape[2:]
+        count = int(np.prod(shape))
+        start = probs.offset + (pi * probs.shape[1] + fi) * count * probs.itemsize
+        with open(probs.filename, "rb") as handle:
+            handle.seek(start)
+            block = np.fromfile(handle, dtype=probs.dtype, count=count)
+        if block.size == count:
+            return block.reshape(shape)
+    return np.array(probs[pi, fi])
 
 
 def _build_probs(source: CubeSource, cube: Cube, runs: pd.DataFrame) -> np.ndarray | None:

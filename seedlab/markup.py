@@ -23,6 +23,9 @@ import html
 import re
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029]+")
 _BACKTICKS = re.compile(r"`+")
 
@@ -48,3 +51,16 @@ def plotly_text(value: Any) -> str:
     """``value`` for a plotly title, tick label, text or hover field: its markup shown as
     characters (``<b>`` reads ``<b>``, not bold)."""
     return html.escape(str(value), quote=False)
+
+
+def plotly_texts(values: Any) -> np.ndarray:
+    """``plotly_text`` of each of ``values`` (a sequence or a pandas Series), as an object
+    array; one vectorised pass, and none at all when no value holds ``&``, ``<`` or ``>``."""
+    series = pd.Series(values, copy=False)
+    if series.isna().any():  # str() of a missing value is its own spelling: one at a time
+        return np.array([plotly_text(v) for v in series], dtype=object)
+    series = series.astype(str)
+    if series.str.contains(r"[&<>]", regex=True).any():
+        series = (series.str.replace("&", "&amp;", regex=False)
+                  .str.replace("<", "&lt;", regex=False).str.replace(">", "&gt;", regex=False))
+    return series.to_numpy(dtype=object)

@@ -350,3 +350,21 @@ def test_a_run_with_a_repeated_row_is_left_to_the_parquet_scan(store, spy):
     query = {"task": "t1", "size": "v1.2+x", "instance_id": "x2"}
     assert_same(store.predictions(**query), parquet(store, **query))
     assert spy[-2] is True
+
+
+def test_probs_block_reads_one_run_from_the_file_as_the_memory_map_holds_it(tmp_path):
+    from seedlab import cubes
+
+    rng = np.random.default_rng(0)
+    probs = rng.random((3, 2, 5, 4, 2), dtype=np.float32)
+    np.save(tmp_path / "probs.npy", probs)
+    mapped = np.load(tmp_path / "probs.npy", mmap_mode="r")
+    for pi in range(3):
+        for fi in range(2):
+            block = cubes.probs_block(mapped, pi, fi)
+            assert not isinstance(block, np.memmap) and block.flags.writeable
+            np.testing.assert_array_equal(block, probs[pi, fi])
+            # An array in memory and a view of the map take the plain slice.
+            np.testing.assert_array_equal(cubes.probs_block(probs, pi, fi), probs[pi, fi])
+    view = mapped[1:]
+    np.testing.assert_array_equal(cubes.probs_block(view, 1, 0), probs[2, 0])

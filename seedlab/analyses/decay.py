@@ -134,6 +134,8 @@ def _class_probs(reader: Reader, query: DecayQuery, arrays: SeedArrays, ids: np.
                         checkpoint_arg(query.checkpoint))
     if probs is None or len(probs) != len(arrays.instance_ids) or np.isnan(probs).any():
         return None
+    if len(ids) == len(arrays.instance_ids) and np.array_equal(ids, arrays.instance_ids):
+        return probs  # already in the aligned order (the usual case): no copy
     return probs[pd.Index(arrays.instance_ids).get_indexer(ids)]
 
 

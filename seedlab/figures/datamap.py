@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from seedlab.figures.common import styled
-from seedlab.markup import plotly_text
+from seedlab.markup import plotly_texts
 
 
 def data_map_figure(frame: pd.DataFrame, title: str, variability_threshold: float,
@@ -20,12 +19,14 @@ def data_map_figure(frame: pd.DataFrame, title: str, variability_threshold: floa
         x=frame["variability"], y=frame["confidence"], mode="markers",
         marker={"color": frame["correctness"], "colorscale": "RdYlBu", "cmin": 0, "cmax": 1,
                 "size": 7, "opacity": 0.8, "colorbar": {"title": "correctness"}},
-        # The id as plotly draws it: markup in an id is shown, not rendered. A selection
-        # names its points by position in ``frame`` (point_index), not by this text.
-        customdata=np.column_stack([[plotly_text(i) for i in frame["instance_id"]],
-                                    frame["region"].to_numpy()]),
-        hovertemplate=("%{customdata[0]} (%{customdata[1]}): variability %{x:.3f},"
-                       " confidence %{y:.3f}<extra></extra>"),
+        # "id (region)", the id as plotly draws it: markup in an id is shown, not rendered.
+        # One string per point (plotly copies a figure's text arrays element by element, a
+        # cost at 80,000 points). A selection names its points by position in ``frame``
+        # (point_index), not by this text.
+        hovertext=(pd.Series(plotly_texts(frame["instance_id"]), dtype=object) + " ("
+                   + frame["region"].astype(str).to_numpy(dtype=object) + ")"
+                   ).to_numpy(dtype=object),
+        hovertemplate="%{hovertext}: variability %{x:.3f}, confidence %{y:.3f}<extra></extra>",
     ))
     fig.add_vline(x=variability_threshold, line={"dash": "dot", "color": "#666"})
     fig.add_hline(y=confidence_threshold, line={"dash": "dot", "color": "#666"})

@@ -452,7 +452,7 @@ class Reads:
                     e = next((i for i, c in enumerate(cube.checkpoints)
                               if round(c, 4) == round(float(checkpoint), 4)), -1)
                 if e >= 0:
-                    out[:, a, b] = probs[pi, fi, :, e]
+                    out[:, a, b] = cubes.probs_block(probs, pi, fi)[:, e]
         return out
 
     def cube_source(self, task: str, instance_file: str | None = None) -> cubes.CubeSource:

@@ -190,11 +190,14 @@ def legend_entries(fig: go.Figure) -> int:
     return len({(t.legendgroup or "", t.name or "") for t in shown})
 
 
-def with_caption(fig: go.Figure, caption: str) -> go.Figure:
+def with_caption(fig: go.Figure, caption: str, *, copy: bool = True) -> go.Figure:
     """A copy of ``fig`` whose subtitle is the caption (escaped, wrapped), with the top
     margin sized to the title, the subtitle and what sits above the plot (subplot titles,
-    a legend placed over it), so that none of them sits on another."""
-    fig = go.Figure(fig)
+    a legend placed over it), so that none of them sits on another. ``copy=False`` sets
+    them on ``fig`` itself (for a figure built for this one use: copying a figure copies
+    every point of its traces)."""
+    if copy:
+        fig = go.Figure(fig)
     lines, _ = subtitle_lines(caption)
     fig.update_layout(
         # The caption holds data names: plotly would read tags in it as its pseudo-HTML.
@@ -257,7 +260,8 @@ def show_figure(fig: go.Figure, *, key: str, caption: str, page: str | None = No
     pinned with the figure; the full caption is shown there too when the subtitle had to
     shorten it. With ``on_select='rerun'`` returns the chart's selection state.
     """
-    fig = with_caption(fig, caption)
+    # Pages build a figure on each run and hand it over: captioned in place, not copied.
+    fig = with_caption(fig, caption, copy=False)
     _, shortened = subtitle_lines(caption)
     below = " ".join(t for t in ((caption if shortened else ""), note or "") if t)
     # A right-aligned row that wraps: in a narrow column the controls move onto a second
