@@ -101,3 +101,58 @@ def test_no_module_is_far_over_800_lines():
     long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 850}
     assert long == {}
+
+
+# Private names of the standard library that its own documentation uses in annotations.
+STDLIB_PRIVATE_OK = {"argparse._SubParsersAction"}
+
+
+def _defined_names(tree: ast.AST) -> set[str]:
+    """Every function, class, variable and attribute a module defines or assigns."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, ast.AnnAssign) else [])
+        for target in targets:
+            for n in ast.walk(target):
+                if isinstance(n, ast.Name):
+                    names.add(n.id)
+                elif isinstance(n, ast.Attribute):
+                    names.add(n.attr)
+    return names
+
+
+def private_uses(path: Path) -> list[str]:
+    """Private names (one leading underscore) ``path`` takes from another module: imported
+    by name, or read as an attribute of something other than ``self``/``cls`` while the
+    module itself defines no such name."""
+    tree = ast.parse(path.read_text())
+    own = _defined_names(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found += [f"{node.lineno}: from {node.module} import {a.name}" for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]
+        elif (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+              and not node.attr.startswith("__") and node.attr not in own
+              and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+              and ast.unparse(node) not in STDLIB_PRIVATE_OK):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_private_names_are_taken_across_modules():
+    files = [*PACKAGE.rglob("*.py"), *(REPO / "pages").glob("*.py"), REPO / "app.py"]
+    taken = {str(p.relative_to(REPO)): uses for p in files if (uses := private_uses(p))}
+    assert taken == {}
+
+
+def test_the_private_name_finder_finds_one(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from a import _x\nimport b\n\n\ndef f(store):\n"
+                      "    return store._catalog(), b._y, _x\n\n\nclass C:\n"
+                      "    def _own(self):\n        return self._z\n\n\ndef g(c):\n"
+                      "    return c._own()\n")
+    assert sorted(private_uses(module)) == ["1: from a import _x", "6: b._y", "6: store._catalog"]

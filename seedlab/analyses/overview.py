@@ -9,14 +9,9 @@ import pandas as pd
 
 from seedlab.analyses.query import Query, Reader
 
-# _ordered_sizes is the store's own size order; a public name for it belongs in store.py.
-from seedlab.store import _ordered_sizes, seed_sort_key
-
-
-def ordered_sizes(sizes: Sequence[str]) -> list[str]:
-    """Sizes smallest first where known (tiny, mini, small, medium, base, large), the
-    others after them (the order of ``Store.sizes``)."""
-    return _ordered_sizes(sizes)
+# The store's own size order (``Store.sizes``): smallest first where known, the others
+# after them.
+from seedlab.store import ordered_sizes, seed_sort_key
 
 
 def sorted_seeds(seeds: Sequence) -> list[str]:

@@ -43,8 +43,6 @@ from seedlab.store.tables import (
     utc_now,
 )
 
-_ordered_sizes = ordered_sizes  # the pages' name until they call ordered_sizes
-
 __all__ = [
     "CATALOG_SCHEMA", "DATA_FOLDERS", "KNOWN_SIZE_ORDER", "RUN_METADATA_KEY", "RunData",
     "SeedArrays", "Store", "Transaction", "default_home", "ordered_sizes", "run_id_for",

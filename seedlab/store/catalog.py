@@ -134,6 +134,31 @@ def _own_leftovers(entries: list[Entry]) -> tuple[set[str], set[str]]:
     return uncommitted, replaced
 
 
+class CatalogWriter:
+    """The catalogue as one transaction writes it (``Transaction.commit``): ``con``, a
+    connection opened under the store's write lock, and the upkeep a commit does around
+    its own change (see ``Catalog.writer``)."""
+
+    def __init__(self, store: Catalog, con: sqlite3.Connection) -> None:
+        self.store, self.con = store, con
+
+    def recover(self) -> None:
+        """Bring the catalogue in step with the journal (what a killed writer left)."""
+        self.store._recover(self.con)
+
+    def ensure_journal(self) -> None:
+        """Start the journal where the store has none yet."""
+        self.store._ensure_journal(self.con)
+
+    def bump_version(self, *, content: bool = True) -> None:
+        """Count a change (``content``: of predictions, not only of verdicts)."""
+        self.store._bump_version(self.con, content=content)
+
+    def sweep(self) -> list[Path]:
+        """Remove what killed writers left behind; returns the paths removed."""
+        return self.store._sweep(self.con)
+
+
 class Catalog:
     """The catalogue side of ``Store`` (see the module docstring)."""
 
@@ -152,6 +177,17 @@ class Catalog:
         con.execute("PRAGMA busy_timeout = 60000")
         con.execute("PRAGMA foreign_keys = ON")
         return con
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[CatalogWriter]:
+        """The write lock held and the catalogue open for one transaction, closed after
+        (what ``Transaction.commit`` writes through; not needed in a notebook)."""
+        with self._write_lock():
+            con = self._catalog()
+            try:
+                yield CatalogWriter(self, con)
+            finally:
+                con.close()
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -559,18 +595,34 @@ class Catalog:
             return q(c)
 
 
-    def _instance_file(self, task: str, con: sqlite3.Connection) -> str | None:
-        row = con.execute("SELECT file FROM instance_files WHERE task = ?", (task,)).fetchone()
-        return row[0] if row else None
+    def instance_file(self, task: str, con: sqlite3.Connection | None = None) -> str | None:
+        """The registered instance file of ``task`` (relative to the home), or ``None``."""
+        def q(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT file FROM instance_files WHERE task = ?", (task,)).fetchone()
+            return row[0] if row else None
 
-    def _mask_file(self, setting: str, task: str, con: sqlite3.Connection) -> str | None:
-        row = con.execute(
-            "SELECT file FROM mask_files WHERE setting = ? AND task = ?", (setting, task)
-        ).fetchone()
-        return row[0] if row else None
+        if con is not None:
+            return q(con)
+        with self._read() as c:
+            return q(c)
 
-    def _instance_frame(self, task: str, con: sqlite3.Connection) -> pd.DataFrame | None:
-        rel = self._instance_file(task, con)
+    def mask_file(self, setting: str, task: str, con: sqlite3.Connection | None = None
+                  ) -> str | None:
+        """The registered mask file of ``setting`` and ``task`` (relative), or ``None``."""
+        def q(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT file FROM mask_files WHERE setting = ? AND task = ?",
+                            (setting, task)).fetchone()
+            return row[0] if row else None
+
+        if con is not None:
+            return q(con)
+        with self._read() as c:
+            return q(c)
+
+    def instance_frame(self, task: str, con: sqlite3.Connection | None = None
+                       ) -> pd.DataFrame | None:
+        """The registered instance table of ``task`` as stored (every column), or ``None``."""
+        rel = self.instance_file(task, con)
         if rel is None:
             return None
         return pq.read_table(self.home / rel).to_pandas()

@@ -244,10 +244,10 @@ class Transaction:
         its files are swept. ``seedlab reindex`` rebuilds only what the journal says was
         committed."""
         store = self.store
-        with store._write_lock():
-            catalog = store._catalog()
+        with store.writer() as writer:
+            catalog = writer.con
             try:
-                store._recover(catalog)
+                writer.recover()
                 _validate(self, catalog)
                 plan = _Plan(now=utc_now())
                 for stage in STAGES:
@@ -265,7 +265,7 @@ class Transaction:
                     "stale": [str(p.relative_to(store.home)) for p in plan.stale],
                 }
                 line = store.journal.encode(record)
-                store._ensure_journal(catalog)
+                writer.ensure_journal()
                 # Which files this transaction puts in place, before any is: a rebuild never
                 # registers them unless its commit record follows, and a sweep removes them.
                 store.journal.append({"type": "intent", "tx": self.import_id, "files": [
@@ -286,16 +286,15 @@ class Transaction:
                 with catalog:
                     apply_record(catalog, record)
                     set_journal_offset(catalog, end)
-                    store._bump_version(catalog, content=changed)
+                    writer.bump_version(content=changed)
                 _step("catalogued")
                 for path in plan.stale:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
                     _step("unlinked")
                 self.discard()
-                store._sweep(catalog)
+                writer.sweep()
             finally:
-                catalog.close()
                 self.discard()
         return dict(self.summary)
 
@@ -404,11 +403,11 @@ def _stage_tasks(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> N
 def _stage_instances(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> None:
     store = tx.store
     for task, frame in tx._instances.items():
-        old = store._instance_frame(task, catalog)
+        old = store.instance_frame(task, catalog)
         merged = merge_instances(old, frame, tx.source) if old is not None else frame
         table = instance_table(merged)
         rel = f"instances/task={task}/{table_digest(table)[:16]}.parquet"
-        old_file = store._instance_file(task, catalog)
+        old_file = store.instance_file(task, catalog)
         if old_file == rel:
             continue
         tmp = tx._staging_dir() / f"instances-{task}.parquet"
@@ -446,7 +445,7 @@ def _stage_masks(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> N
     for (setting, task), frame in tx._masks.items():
         table = mask_table(frame)
         rel = f"masks/setting={setting}/task={task}/{table_digest(table)[:16]}.parquet"
-        old_file = store._mask_file(setting, task, catalog)
+        old_file = store.mask_file(setting, task, catalog)
         tx.summary["masks"] += table.num_rows
         if old_file == rel:
             continue
@@ -460,7 +459,7 @@ def _stage_masks(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> N
 
 def _drop_masks(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> None:
     for setting, task in sorted(tx._dropped_masks - set(tx._masks)):
-        old_file = tx.store._mask_file(setting, task, catalog)
+        old_file = tx.store.mask_file(setting, task, catalog)
         if old_file:
             plan.drop("mask_files", (setting, task), tx.store.home / old_file)
 
@@ -476,7 +475,7 @@ def _drop_tasks(tx: Transaction, catalog: sqlite3.Connection, plan: _Plan) -> No
     for task in sorted(tx._dropped_tasks - set(tx._tasks)):
         if tx.store.task_row(task, catalog) is not None:
             plan.drop("tasks", (task,), tx.store.home / f"tasks/{task}.json")
-        old_file = tx.store._instance_file(task, catalog)
+        old_file = tx.store.instance_file(task, catalog)
         if old_file and task not in tx._instances:
             plan.drop("instance_files", (task,), tx.store.home / old_file)
 

@@ -163,7 +163,7 @@ class Reads:
         wanted = (None if checkpoint is None or last
                   else {round(float(c), 4) for c in as_list(checkpoint)})
         with self._read() as con:
-            sources = {t: self.cube_source(t, self._instance_file(t, con))
+            sources = {t: self.cube_source(t, self.instance_file(t, con))
                        for t in runs["task"].unique()}
         parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
         # ``every`` is sorted by task and size: each (task, size) is one slice of it.
@@ -460,7 +460,7 @@ class Reads:
         task's registered instance file, when the caller has already read it)."""
         if instance_file is None:
             with self._read() as con:
-                instance_file = self._instance_file(task, con)
+                instance_file = self.instance_file(task, con)
         return cubes.CubeSource(
             home=self.home, task=task, instance_file=instance_file, cursor=self._cursor,
             instance_keys=lambda: self._instance_keys(task),
@@ -470,7 +470,7 @@ class Reads:
         """instance_id, split and label of a task's instances, in table order (only the
         columns ``arrays`` needs: no text, no extra fields to parse)."""
         with self._read() as con:
-            rel = self._instance_file(task, con)
+            rel = self.instance_file(task, con)
         columns = ["instance_id", "split", "label"]
         if rel is None:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
@@ -485,7 +485,7 @@ class Reads:
         cols = ["task", "size", "pretrain_seed", "finetune_seed", "checkpoint", "accuracy", "n"]
         runs = self.runs(task=task, size=size)
         with self._read() as con:
-            source = self.cube_source(task, self._instance_file(task, con))
+            source = self.cube_source(task, self.instance_file(task, con))
         frames = []
         for size_name in ordered_sizes(runs["size"].unique().tolist()):
             cube = cubes.load_cube(source, size_name, runs[runs["size"] == size_name])
