@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seedlab import atomic
 from seedlab.errors import SeedlabError
 from seedlab.store import RunData, Store, utc_now
 
@@ -334,9 +335,8 @@ def publish(work: Path, out: Path, recipe: Recipe, manifest: dict[str, Any]) -> 
     for stale in (out / VOCABULARIES).glob("*"):
         if stale.name not in names:
             shutil.rmtree(stale, ignore_errors=True)  # an earlier study's vocabulary
-    tmp = out / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, out / MANIFEST)
+    with atomic.replacing(out / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def masks_across_pretraining_seeds(masks: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -410,10 +410,8 @@ def _copy_folder(src: Path, dest: Path) -> None:
     if dest.exists():
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    os.replace(tmp, dest)
+    with atomic.replacing(dest) as tmp:
+        shutil.copytree(src, tmp)
 
 
 def reuse_vocabulary(out: Path, work: Path, log: Callable[[str], None] = print) -> list[str]:

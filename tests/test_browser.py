@@ -308,3 +308,37 @@ def test_a_link_naming_a_folder_that_is_no_store_writes_nothing(server, browser_
     browser_page.screenshot(path=str(SCREENSHOTS / "hostile-link.png"), timeout=PAGE_TIMEOUT_MS)
     assert sorted(p.name for p in plain.iterdir()) == ["notes.txt"]
     assert f"home={quote(str(home), safe='')}" in browser_page.url
+
+
+def test_the_data_map_names_a_point_on_hover(server, browser_page):
+    """Hovering a point of the data map shows its instance id and region (the hover text
+    the figure carries, one string per point) beside its variability and confidence."""
+    url, home = server
+    browser_page.goto(f"{url}/datamap", wait_until="domcontentloaded")
+    settle(browser_page)
+    assert_no_exception(browser_page, "datamap")
+    browser_page.wait_for_selector(".js-plotly-plot .scatterlayer, .js-plotly-plot canvas",
+                                   timeout=PAGE_TIMEOUT_MS)
+    # Where plotly drew the first point, from the figure's own axes.
+    x, y, hover = browser_page.evaluate("""() => {
+        const gd = document.querySelector('.js-plotly-plot');
+        const layout = gd._fullLayout, trace = gd._fullData[0];
+        const box = gd.getBoundingClientRect();
+        return [box.left + layout._size.l + layout.xaxis.l2p(trace.x[0]),
+                box.top + layout._size.t + layout.yaxis.l2p(trace.y[0]), trace.hovertext[0]];
+    }""")
+    instance_id, region = hover.rsplit(" (", 1)
+    region = region.rstrip(")")
+    assert region in ("easy", "ambiguous", "hard")
+    store = Store(home)
+    known = {str(i) for task in store.runs()["task"].unique()
+             for i in store.instances(task)["instance_id"]}
+    assert instance_id in known
+    browser_page.mouse.move(x + 3, y + 3)
+    browser_page.mouse.move(x, y)
+    label = browser_page.locator(".hoverlayer .hovertext")
+    label.first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    text = label.first.inner_text()
+    browser_page.screenshot(path=str(SCREENSHOTS / "datamap-hover.png"),
+                            timeout=PAGE_TIMEOUT_MS)
+    assert f"{instance_id} ({region}): variability" in text and "confidence" in text, text

@@ -34,6 +34,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from seedlab import atomic
 from seedlab.store.tables import RUN_METADATA_KEY, RunData
 
 # The checkout this package was imported from (an editable install or a plain clone).
@@ -186,10 +187,9 @@ def _copy_study(source: Any, dest: Any, state: dict) -> tuple[set[str], set[str]
 
 
 def _place(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` atomically (a temporary file, then ``os.replace``)."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.sync")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    """Copy ``source`` to ``target`` atomically (``atomic.replacing``)."""
+    with atomic.replacing(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def _sha256(path: Path) -> str:
@@ -210,9 +210,8 @@ def _read_state(home: Path) -> dict:
 
 
 def _write_state(home: Path, state: dict) -> None:
-    tmp = home / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, home / STATE_FILE)
+    with atomic.replacing(home / STATE_FILE) as tmp:
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
 @contextlib.contextmanager

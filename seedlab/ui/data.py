@@ -24,6 +24,7 @@ import streamlit as st
 
 from seedlab import analyses
 from seedlab.analyses import ordered_sizes
+from seedlab.analyses.query import CompleteGrid, complete_grid
 from seedlab.annotate import Queue
 from seedlab.runs import queue
 from seedlab.store import SeedArrays, Store
@@ -84,6 +85,45 @@ def _info(home: str, version: int) -> dict:
 @st.cache_data(show_spinner=False, max_entries=64)
 def _runs(home: str, version: int, task: str | None) -> pd.DataFrame:
     return get_store(home).runs(task=task)
+
+
+@dataclass(frozen=True)
+class TaskKeys:
+    """What the sidebar offers for one task, from its runs: ``sizes`` smallest first,
+    ``pretrain_seeds`` in natural order, ``finetune_seeds`` and ``checkpoints`` ascending,
+    and ``have``, the (size, pretraining seed, fine-tuning seed) of every run."""
+
+    sizes: tuple[str, ...]
+    pretrain_seeds: tuple[str, ...]
+    finetune_seeds: tuple[int, ...]
+    checkpoints: tuple[float, ...]
+    have: frozenset[tuple[str, str, int]]
+
+
+# One small cached value per task for what every page's sidebar reads (unpickling the run
+# table once for each of them cost about as much as a simple page).
+@st.cache_data(show_spinner=False, max_entries=64)
+def _task_keys(home: str, version: int, task: str) -> TaskKeys:
+    runs = _runs(home, version, task)
+    if not len(runs):
+        return TaskKeys((), (), (), (), frozenset())
+    return TaskKeys(
+        sizes=tuple(ordered_sizes(runs["size"].unique().tolist())),
+        pretrain_seeds=tuple(analyses.sorted_seeds(runs["pretrain_seed"].unique().tolist())),
+        finetune_seeds=tuple(sorted(int(s) for s in runs["finetune_seed"].unique())),
+        checkpoints=tuple(sorted({float(c) for cs in runs["checkpoints"].dropna()
+                                  for c in json.loads(cs)})),
+        have=frozenset(zip(runs["size"].astype(str), runs["pretrain_seed"].astype(str),
+                           runs["finetune_seed"].astype(int), strict=True)))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _default_grid(home: str, version: int, task: str, study: str | None
+                  ) -> CompleteGrid:
+    keys = _task_keys(home, version, task)
+    return complete_grid(_runs(home, version, task), list(keys.sizes),
+                         list(keys.pretrain_seeds), list(keys.finetune_seeds),
+                         json.loads(study) if study else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -180,16 +220,23 @@ class Data:
         """Run metadata (``Store.runs``)."""
         return _runs(self.home, self.version, task)
 
+    def task_keys(self, task: str) -> TaskKeys:
+        """Sizes, seeds, checkpoints and the (size, seeds) of every run of a task."""
+        return _task_keys(self.home, self.version, task)
+
+    def default_grid(self, task: str, study: dict | None = None) -> CompleteGrid:
+        """``analyses.complete_grid`` of a task's runs (``study``: the published study's
+        manifest when it is of this task): the sidebar's default selection."""
+        return _default_grid(self.home, self.version, task,
+                             json.dumps(study, sort_keys=True) if study else None)
+
     def sizes(self, task: str) -> list[str]:
         """Sizes of a task with runs, smallest first."""
-        runs = self.runs(task)
-        return ordered_sizes(runs["size"].unique().tolist()) if len(runs) else []
+        return list(self.task_keys(task).sizes)
 
     def checkpoints(self, task: str) -> list[float]:
         """All checkpoint values any run of the task has, ascending."""
-        runs = self.runs(task)
-        values = {float(c) for cs in runs["checkpoints"].dropna() for c in json.loads(cs)}
-        return sorted(values)
+        return list(self.task_keys(task).checkpoints)
 
     def run_accuracy(self, task: str, sizes: Sequence[str] | None = None,
                      checkpoint: Any = "last") -> pd.DataFrame:
@@ -237,14 +284,11 @@ class Data:
 
     def pretrain_seeds(self, task: str) -> list[str]:
         """Pretraining seeds of a task's runs, in natural order."""
-        runs = self.runs(task)
-        return analyses.sorted_seeds(runs["pretrain_seed"].unique().tolist()) if len(runs) \
-            else []
+        return list(self.task_keys(task).pretrain_seeds)
 
     def finetune_seeds(self, task: str) -> list[int]:
         """Fine-tuning seeds of a task's runs, ascending."""
-        runs = self.runs(task)
-        return sorted(int(s) for s in runs["finetune_seed"].unique()) if len(runs) else []
+        return list(self.task_keys(task).finetune_seeds)
 
     def annotate(self, task: str, instance_id: str, annotator: str, verdict: str,
                  note: str = "") -> int:

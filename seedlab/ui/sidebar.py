@@ -11,10 +11,9 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
-from seedlab.analyses.query import complete_grid, missing_runs_advice
+from seedlab.analyses.query import missing_runs_advice
 from seedlab.demo import MANIFEST
 from seedlab.schema import canonical_task
 from seedlab.store import Store
@@ -85,10 +84,9 @@ def sidebar(default_task: DefaultTask | None = None, pages: Sequence[str] = (),
         _canonical_task_in_url(task_names)
         first = (default_task(home, task_names) if default_task else None) or task_names[0]
         task = url_selectbox("Task", task_names, TASK, first)
-        sizes = ds.sizes(task)
-        p_all = ds.pretrain_seeds(task)
-        f_all = ds.finetune_seeds(task)
-        ckpts = ds.checkpoints(task)
+        keys = ds.task_keys(task)
+        sizes, p_all = list(keys.sizes), list(keys.pretrain_seeds)
+        f_all, ckpts = list(keys.finetune_seeds), list(keys.checkpoints)
         selection = Selection(home=home, task=task, all_sizes=sizes, all_pretrain_seeds=p_all,
                               all_finetune_seeds=f_all, checkpoints=ckpts)
         if not sizes:
@@ -96,15 +94,14 @@ def sidebar(default_task: DefaultTask | None = None, pages: Sequence[str] = (),
         else:
             # Open on what is complete: the published study, or the sizes with every run
             # of the seeds (a user's one-run test of a new size stays out until chosen).
-            runs = ds.runs(task)
-            grid = complete_grid(runs, sizes, p_all, f_all, _study(home, task))
+            grid = ds.default_grid(task, _study(home, task))
             selection.sizes = url_multiselect("Sizes", sizes, SIZES, list(grid.sizes))
             selection.pretrain_seeds = url_multiselect("Pretraining seeds", p_all, PRETRAIN,
                                                        list(grid.pretrain_seeds))
             selection.finetune_seeds = url_multiselect("Fine-tuning seeds", f_all, FINETUNE,
                                                        list(grid.finetune_seeds),
                                                        kind=list[int])
-            _warn_incomplete(runs, selection)
+            _warn_incomplete(keys.have, selection)
             ckpt_options = ["last"] + [_ckpt_text(c) for c in ckpts]
             selection.checkpoint = url_selectbox(
                 "Checkpoint", ckpt_options, CHECKPOINT, "last",
@@ -132,11 +129,10 @@ def _study(home: Path, task: str) -> dict | None:
     return manifest if isinstance(manifest, dict) and manifest.get("task") == task else None
 
 
-def _warn_incomplete(runs: pd.DataFrame, selection: Selection) -> None:
+def _warn_incomplete(have: frozenset[tuple[str, str, int]], selection: Selection) -> None:
     """Name what to deselect when a selected size lacks runs of the selected seeds (the
-    pages that need every run, such as Bias and variance, stop on it)."""
-    have = set(zip(runs["size"].astype(str), runs["pretrain_seed"].astype(str),
-                   runs["finetune_seed"].astype(int), strict=True))
+    pages that need every run, such as Bias and variance, stop on it). ``have``: the
+    (size, pretraining seed, fine-tuning seed) of every run of the task."""
     for size in selection.sizes:
         missing = [(p, f) for p in selection.pretrain_seeds for f in selection.finetune_seeds
                    if (size, p, f) not in have]
