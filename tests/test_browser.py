@@ -338,7 +338,7 @@ def test_the_data_map_names_a_point_on_hover(server, browser_page):
     browser_page.mouse.move(x, y)
     label = browser_page.locator(".hoverlayer .hovertext")
     label.first.wait_for(timeout=PAGE_TIMEOUT_MS)
-    text = label.first.inner_text()
+    text = label.first.text_content() or ""
     browser_page.screenshot(path=str(SCREENSHOTS / "datamap-hover.png"),
                             timeout=PAGE_TIMEOUT_MS)
     assert f"{instance_id} ({region}): variability" in text and "confidence" in text, text

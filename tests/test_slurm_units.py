@@ -206,3 +206,29 @@ def test_a_finished_outcome_naming_a_folder_outside_the_home_is_not_registered(s
         f"the job's outcome names {elsewhere}, which is not a run folder in"
         f" {store.home.resolve() / 'runs'}")
     assert store.runs().empty
+
+
+@pytest.mark.parametrize(("rc", "stdout", "up"), [
+    (0, "Slurmctld(primary) at vm is UP\n", True),
+    (1, "Slurmctld(primary) at vm is DOWN\n*****\n** RESTORE SLURMCTLD DAEMON TO SERVICE **\n",
+     False),
+    (1, "", False),
+])
+def test_slurm_counts_as_available_only_when_the_controller_answers(monkeypatch, rc, stdout,
+                                                                     up):
+    import subprocess
+
+    calls = []
+
+    def run(argv, **_kwargs):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, rc, stdout, "")
+
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(slurm.subprocess, "run", run)
+    reason = slurm.unavailable_reason()
+    assert calls == [["scontrol", "ping"]]
+    assert (reason is None) is up
+    if not up:
+        assert reason.startswith("slurmctld does not answer")
+        assert "DOWN" in reason or "no reply" in reason

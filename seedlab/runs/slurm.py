@@ -217,14 +217,17 @@ def unavailable_reason() -> str | None:
     for command in ("sbatch", "squeue", "scancel", "scontrol", "srun"):
         if shutil.which(command) is None:
             return f"the Slurm command {command!r} is not installed on this machine"
+    # ``scontrol ping`` asks the controller itself (a job query such as ``squeue -j 0``
+    # can be refused by the client before any controller is asked, which read as "up").
     try:
-        out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", "0"], capture_output=True,
-                             text=True, timeout=20, check=False)
+        out = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20,
+                             check=False)
     except (OSError, subprocess.SubprocessError) as exc:
-        return f"squeue could not run: {exc}"
-    if "Invalid job id" in out.stderr or out.returncode == 0:
+        return f"scontrol could not run: {exc}"
+    first = (out.stdout.strip().splitlines() or [""])[0]
+    if out.returncode == 0 and " is UP" in first:
         return None
-    return f"slurmctld does not answer: {out.stderr.strip() or out.stdout.strip()}"
+    return f"slurmctld does not answer: {first or out.stderr.strip() or 'no reply'}"
 
 
 @dataclass(frozen=True)
