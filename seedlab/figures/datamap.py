@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from seedlab.figures.common import styled
+from seedlab.figures.common import hline, styled, vline
 from seedlab.markup import plotly_texts
 
 
@@ -28,8 +28,8 @@ def data_map_figure(frame: pd.DataFrame, title: str, variability_threshold: floa
                    ).to_numpy(dtype=object),
         hovertemplate="%{hovertext}: variability %{x:.3f}, confidence %{y:.3f}<extra></extra>",
     ))
-    fig.add_vline(x=variability_threshold, line={"dash": "dot", "color": "#666"})
-    fig.add_hline(y=confidence_threshold, line={"dash": "dot", "color": "#666"})
+    vline(fig, variability_threshold, {"dash": "dot", "color": "#666"})
+    hline(fig, confidence_threshold, {"dash": "dot", "color": "#666"})
     x_max = max(float(frame["variability"].max()) if len(frame) else 0.5, 0.5)
     for text, x, y in (("easy", 0.02, 0.98), ("hard", 0.02, 0.02),
                        ("ambiguous", variability_threshold + 0.02, 0.98)):

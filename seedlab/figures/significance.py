@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from seedlab.figures.common import PALETTE, styled
+from seedlab.figures.common import PALETTE, styled, vline
 
 
 def bootstrap_figure(delta: np.ndarray, low: float, high: float, title: str,
@@ -24,9 +24,9 @@ def bootstrap_figure(delta: np.ndarray, low: float, high: float, title: str,
         x=delta, xbins={"start": float(edges[0]), "end": float(edges[-1]) + width / 2,
                         "size": width},
         marker_color=PALETTE[0], opacity=0.8, name="bootstrap replicates"))
-    fig.add_vline(x=0, line={"color": "black", "width": 1})
+    vline(fig, 0, {"color": "black", "width": 1})
     for value, label, side in ((low, "low", "right"), (high, "high", "left")):
-        fig.add_vline(x=value, line={"color": PALETTE[3], "dash": "dash"})
+        vline(fig, value, {"color": PALETTE[3], "dash": "dash"})
         fig.add_annotation(x=value, y=1, xref="x", yref="paper", yanchor="top",
                            xanchor=side, xshift=-4 if side == "right" else 4,
                            text=f"{label} {value:+.4f}", showarrow=False,
