@@ -306,3 +306,16 @@ def test_a_run_can_be_removed(store):
     assert not gone.exists()
     assert store.content_version() == content + 1
     assert set(store.predictions(task="toy")["finetune_seed"]) == {1}
+
+
+def test_run_keys_are_the_keys_of_the_run_table(tmp_path):
+    from app_support import make_fixture_home
+
+    store = Store(make_fixture_home(tmp_path / "home"))
+    for task in store.runs()["task"].unique():
+        runs = store.runs(task=task)
+        keys = store.run_keys(task)
+        assert keys == {(task, str(r.size), str(r.pretrain_seed), int(r.finetune_seed))
+                        for r in runs.itertuples()}
+        assert len(keys) == len(runs) > 0
+    assert store.run_keys("no such task") == set()

@@ -172,9 +172,7 @@ def new_worker_id(device: str = "cpu") -> str:
 # -- submitting ------------------------------------------------------------------------
 def existing_keys(store: Store, task: str) -> set[tuple[str, str, str, int]]:
     """Keys (task, size, pretrain_seed, finetune_seed) of the runs the store already has."""
-    runs = store.runs(task=task)
-    return {(task, str(r.size), str(r.pretrain_seed), int(r.finetune_seed))
-            for r in runs.itertuples()}
+    return store.run_keys(task)
 
 
 def active_keys(store: Store) -> set[tuple[str, str, str, int]]:

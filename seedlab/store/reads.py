@@ -86,6 +86,14 @@ class Reads:
             frame = pd.read_sql_query(query, con, params=params)
         return frame
 
+    def run_keys(self, task: str) -> set[tuple[str, str, str, int]]:
+        """(task, size, pretrain_seed, finetune_seed) of every run of ``task``: what
+        ``runs(task=task)`` lists, without building its frame."""
+        with self._read() as con:
+            rows = con.execute("SELECT size, pretrain_seed, finetune_seed FROM runs"
+                               " WHERE task = ?", (task,)).fetchall()
+        return {(task, str(size), str(p), int(f)) for size, p, f in rows}
+
     def sizes(self, task: str) -> list[str]:
         """Sizes of a task in the order of their mean number of parameters where known,
         else by name."""
