@@ -405,8 +405,9 @@ def probs_block(probs: np.ndarray, pi: int, fi: int) -> np.ndarray:
     memory. From ``probs.npy`` it is read with one file read, not through the memory map:
     reading every run's block through the map would keep the whole file (hundreds of MB at
     QQP scale) in this process's resident memory."""
-    if isinstance(probs, np.memmap) and probs.filename and probs.flags.c_contiguous \
-            and probs.base is not None and isinstance(probs.base, mmap.mmap):
+    # A map of the whole file (its base is the mmap itself), not a view into one.
+    if isinstance(probs, np.memmap) and isinstance(probs.base, mmap.mmap) \
+            and probs.filename and probs.flags.c_contiguous:
         shape = probs.shape[2:]
         count = int(np.prod(shape))
         start = probs.offset + (pi * probs.shape[1] + fi) * count * probs.itemsize

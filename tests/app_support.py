@@ -211,3 +211,18 @@ def said(at, fragment: str) -> bool:
     and line breaks aside."""
     wanted = plain(fragment)
     return any(wanted in plain(t) for t in shown_texts(at))
+
+
+def fill_runs_grid(at, *, task: str, model: str, size: str, pretrain: str, finetune: str,
+                   checkpoints: str, epochs: float) -> None:
+    """Fill the Runs page's grid form (its text fields in page order) and press Preview."""
+    at.text_input[0].set_value(task)
+    at.text_area[0].set_value(model)
+    at.text_input[2].set_value(size)
+    at.text_input[3].set_value(pretrain)
+    at.text_input[4].set_value(finetune)
+    at.text_input[5].set_value(checkpoints)
+    at.number_input[0].set_value(epochs)
+    next(b for b in at.button if b.label == "Preview").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from app_support import app_test, make_fixture_home
+from app_support import app_test, fill_runs_grid, make_fixture_home
 from streamlit.testing.v1 import AppTest
 
 from seedlab.analyses.jobs import OFFLINE_MODEL_SIZES
@@ -130,17 +130,9 @@ def preview_table(at: AppTest) -> pd.DataFrame:
 def fill_grid(at: AppTest, *, task: str = "nli_sim", model: str = "bert-L2-H128",
               size: str = "base", pretrain: str = "7", finetune: str = "1, 2",
               checkpoints: str = "1, 2") -> None:
-    """Fill the grid form and press Preview."""
-    at.text_input[0].set_value(task)
-    at.text_area[0].set_value(model)
-    at.text_input[2].set_value(size)
-    at.text_input[3].set_value(pretrain)
-    at.text_input[4].set_value(finetune)
-    at.text_input[5].set_value(checkpoints)
-    at.number_input[0].set_value(2.0)
-    next(b for b in at.button if b.label == "Preview").click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    """Fill the grid form (2 epochs) and press Preview."""
+    fill_runs_grid(at, task=task, model=model, size=size, pretrain=pretrain, finetune=finetune,
+                   checkpoints=checkpoints, epochs=2.0)
 
 
 def test_queue_table_shows_progress_and_state_before_the_timestamps(home):

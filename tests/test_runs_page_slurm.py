@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from app_support import app_test, make_fixture_home
+from app_support import app_test, fill_runs_grid, make_fixture_home
 from streamlit.testing.v1 import AppTest
 
 from seedlab.runs import queue, slurm, spec
@@ -35,16 +35,8 @@ def queue_table(at: AppTest) -> pd.DataFrame:
 
 def preview_grid(at: AppTest, *, task: str, model: str, size: str, finetune: str,
                  pretrain: str = "0", epochs: float = 1.0, checkpoints: str = "1") -> None:
-    at.text_input[0].set_value(task)
-    at.text_area[0].set_value(model)
-    at.text_input[2].set_value(size)
-    at.text_input[3].set_value(pretrain)
-    at.text_input[4].set_value(finetune)
-    at.text_input[5].set_value(checkpoints)
-    at.number_input[0].set_value(epochs)
-    next(b for b in at.button if b.label == "Preview").click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    fill_runs_grid(at, task=task, model=model, size=size, pretrain=pretrain, finetune=finetune,
+                   checkpoints=checkpoints, epochs=epochs)
 
 
 def launch_button(at: AppTest):

@@ -23,9 +23,8 @@ def data_map_figure(frame: pd.DataFrame, title: str, variability_threshold: floa
         # One string per point (plotly copies a figure's text arrays element by element, a
         # cost at 80,000 points). A selection names its points by position in ``frame``
         # (point_index), not by this text.
-        hovertext=(pd.Series(plotly_texts(frame["instance_id"]), dtype=object) + " ("
-                   + frame["region"].astype(str).to_numpy(dtype=object) + ")"
-                   ).to_numpy(dtype=object),
+        hovertext=(plotly_texts(frame["instance_id"]) + " ("
+                   + frame["region"].astype(str).to_numpy(dtype=object) + ")"),
         hovertemplate="%{hovertext}: variability %{x:.3f}, confidence %{y:.3f}<extra></extra>",
     ))
     vline(fig, variability_threshold, {"dash": "dot", "color": "#666"})

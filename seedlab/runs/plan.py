@@ -18,7 +18,7 @@ def missing_jobs(store: Store, grid: GridSpec | dict) -> list[JobSpec]:
     queued or running are not skipped here; ``queue.submit`` skips those."""
     if isinstance(grid, dict):
         grid = parse_grid(grid)
-    have = queue.existing_keys(store, grid.task)
+    have = store.run_keys(grid.task)
     return [job for job in grid.expand() if job.key not in have]
 
 

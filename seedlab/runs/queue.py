@@ -170,11 +170,6 @@ def new_worker_id(device: str = "cpu") -> str:
 
 
 # -- submitting ------------------------------------------------------------------------
-def existing_keys(store: Store, task: str) -> set[tuple[str, str, str, int]]:
-    """Keys (task, size, pretrain_seed, finetune_seed) of the runs the store already has."""
-    return store.run_keys(task)
-
-
 def active_keys(store: Store) -> set[tuple[str, str, str, int]]:
     """Keys of the jobs that are queued or running."""
     with connect(store) as con:
@@ -197,7 +192,7 @@ def submit(store: Store, specs: Iterable[JobSpec], *, skip_existing: bool = True
     if skip_existing:
         skip = active_keys(store)
         for task in {s.task for s in specs}:
-            skip |= existing_keys(store, task)
+            skip |= store.run_keys(task)
     ids = []
     now = utc_now()
     with connect(store) as con, _immediate(con):
@@ -497,7 +492,7 @@ def preview(store: Store, specs: Iterable[JobSpec]) -> pd.DataFrame:
     active = active_keys(store)
     have: set = set()
     for task in {s.task for s in specs}:
-        have |= existing_keys(store, task)
+        have |= store.run_keys(task)
     rows = [{"task": s.task, "size": s.size, "pretrain_seed": s.pretrain_seed,
              "finetune_seed": s.finetune_seed, "model": s.model,
              "status": "in store" if s.key in have else

@@ -190,7 +190,12 @@ class Catalog:
                 con.close()
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self, con: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """A catalogue connection for a read: ``con`` when the caller holds one (left open),
+        else a fresh one, closed after."""
+        if con is not None:
+            yield con
+            return
         con = self._catalog()
         try:
             yield con
@@ -579,45 +584,29 @@ class Catalog:
     def task_row(self, task: str, con: sqlite3.Connection | None = None) -> dict | None:
         """The catalogue's row of ``task`` (task, label_list, simulated, source,
         description), or ``None`` where the store has no such task."""
-        def q(c: sqlite3.Connection) -> dict | None:
+        with self._read(con) as c:
             row = c.execute(
                 "SELECT task, label_list, simulated, source, description FROM tasks WHERE task = ?",
                 (task,),
             ).fetchone()
-            if row is None:
-                return None
-            return {"task": row[0], "label_list": json.loads(row[1]), "simulated": bool(row[2]),
-                    "source": row[3], "description": row[4]}
-
-        if con is not None:
-            return q(con)
-        with self._read() as c:
-            return q(c)
-
+        if row is None:
+            return None
+        return {"task": row[0], "label_list": json.loads(row[1]), "simulated": bool(row[2]),
+                "source": row[3], "description": row[4]}
 
     def instance_file(self, task: str, con: sqlite3.Connection | None = None) -> str | None:
         """The registered instance file of ``task`` (relative to the home), or ``None``."""
-        def q(c: sqlite3.Connection) -> str | None:
+        with self._read(con) as c:
             row = c.execute("SELECT file FROM instance_files WHERE task = ?", (task,)).fetchone()
-            return row[0] if row else None
-
-        if con is not None:
-            return q(con)
-        with self._read() as c:
-            return q(c)
+        return row[0] if row else None
 
     def mask_file(self, setting: str, task: str, con: sqlite3.Connection | None = None
                   ) -> str | None:
         """The registered mask file of ``setting`` and ``task`` (relative), or ``None``."""
-        def q(c: sqlite3.Connection) -> str | None:
+        with self._read(con) as c:
             row = c.execute("SELECT file FROM mask_files WHERE setting = ? AND task = ?",
                             (setting, task)).fetchone()
-            return row[0] if row else None
-
-        if con is not None:
-            return q(con)
-        with self._read() as c:
-            return q(c)
+        return row[0] if row else None
 
     def instance_frame(self, task: str, con: sqlite3.Connection | None = None
                        ) -> pd.DataFrame | None:

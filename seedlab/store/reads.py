@@ -467,8 +467,7 @@ class Reads:
         """What ``seedlab.cubes`` builds the cubes of ``task`` from (``instance_file``: the
         task's registered instance file, when the caller has already read it)."""
         if instance_file is None:
-            with self._read() as con:
-                instance_file = self.instance_file(task, con)
+            instance_file = self.instance_file(task)
         return cubes.CubeSource(
             home=self.home, task=task, instance_file=instance_file, cursor=self._cursor,
             instance_keys=lambda: self._instance_keys(task),
@@ -477,8 +476,7 @@ class Reads:
     def _instance_keys(self, task: str) -> pd.DataFrame:
         """instance_id, split and label of a task's instances, in table order (only the
         columns ``arrays`` needs: no text, no extra fields to parse)."""
-        with self._read() as con:
-            rel = self.instance_file(task, con)
+        rel = self.instance_file(task)
         columns = ["instance_id", "split", "label"]
         if rel is None:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
@@ -492,8 +490,7 @@ class Reads:
         value, or ``None`` / ``'all'`` (a row per checkpoint)."""
         cols = ["task", "size", "pretrain_seed", "finetune_seed", "checkpoint", "accuracy", "n"]
         runs = self.runs(task=task, size=size)
-        with self._read() as con:
-            source = self.cube_source(task, self.instance_file(task, con))
+        source = self.cube_source(task)
         frames = []
         for size_name in ordered_sizes(runs["size"].unique().tolist()):
             cube = cubes.load_cube(source, size_name, runs[runs["size"] == size_name])
