@@ -145,3 +145,33 @@ def test_default_home_of_the_checkout_is_the_ignored_user_home(monkeypatch):
     shipped = Store(homes.SHIPPED)
     pd.testing.assert_frame_equal(_runs(user)[_runs(user)["task"].isin(_runs(shipped)["task"])]
                                   .reset_index(drop=True), _runs(shipped))
+
+
+def test_a_fresh_clone_opens_its_user_home_in_the_app_before_it_exists(tmp_path, monkeypatch):
+    """``make app`` on a fresh clone: no ``home/`` yet and no ``$SEEDLAB_HOME``. The app's
+    default home is the user home; it counts as a store, is made on first open and filled
+    from the shipped study, and the Overview lists the shipped task (it once said "No
+    seedlab store")."""
+    from app_support import navigation_only
+    from streamlit.testing.v1 import AppTest
+
+    if not homes.is_published(homes.SHIPPED):
+        pytest.skip(f"{homes.SHIPPED} holds no shipped study")
+    user = (tmp_path / "home").resolve()
+    monkeypatch.setattr(homes, "USER_HOME", user)
+    monkeypatch.delenv("SEEDLAB_HOME", raising=False)
+    assert homes.default_home() == user and not user.exists()
+    assert Store.is_home(user)
+    assert not Store.is_home(tmp_path / "elsewhere")
+    navigation_only()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"),
+                           default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [w.value for w in at.warning if "No seedlab store" in w.value]
+    assert (user / "catalog.sqlite").exists()
+    shipped_tasks = set(Store(homes.SHIPPED).runs()["task"])
+    assert set(Store(user).runs()["task"]) == shipped_tasks
+    # A home that is not the user home is still refused when it does not exist.
+    with pytest.raises(Exception, match="does not exist"):
+        Store(tmp_path / "elsewhere", create=False)

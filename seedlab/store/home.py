@@ -29,7 +29,9 @@ class Store(Catalog, Reads):
     def __init__(self, home: str | Path | None = None, *, create: bool = True) -> None:
         self.home = Path(home).resolve() if home is not None else default_home()
         if not self.home.exists():
-            if not create:
+            # The checkout's own user home is made on first use, whatever ``create`` says:
+            # opening it brings in the shipped study (``is_home`` counts it as a store).
+            if not create and not is_user_home(self.home):
                 raise StoreError(f"seedlab home {self.home} does not exist")
             self.home.mkdir(parents=True)
         elif not self.home.is_dir():
@@ -47,8 +49,11 @@ class Store(Catalog, Reads):
     @staticmethod
     def is_home(path: str | Path) -> bool:
         """Whether ``path`` holds a seedlab store: a catalogue, or the data files a
-        catalogue is rebuilt from (a fresh clone of the repository's ``data/``)."""
+        catalogue is rebuilt from (a fresh clone of the repository's ``data/``), or is
+        this checkout's user home, which opening makes and fills from the shipped study
+        (on a fresh clone it does not exist yet)."""
         path = Path(path)
         return (path / "catalog.sqlite").exists() or any(
-            (path / folder).is_dir() for folder in (*DATA_FOLDERS, "journal"))
+            (path / folder).is_dir() for folder in (*DATA_FOLDERS, "journal")) \
+            or is_user_home(path)
 
